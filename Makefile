@@ -1,0 +1,63 @@
+# tinylm: two commands for a newcomer, `make lab` and `make test`. Everything else is optional.
+#
+# TORCH picks the PyTorch wheel installed into .venv. The default ("torch") is whatever pip gives
+# your platform (a CUDA build on Linux x86-64, which a GPU user wants). On a CPU-only machine you can
+# save gigabytes with e.g. `make test TORCH=torch==2.13.0` where a CPU wheel is on local disk, or
+# `make test PIP_TORCH_ARGS="--index-url https://download.pytorch.org/whl/cpu"`. CI sets TORCH.
+
+PYTHON ?= python3
+TORCH ?= torch
+PIP_TORCH_ARGS ?=
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+
+.PHONY: lab test test-package test-notebooks lint format export bench clean help
+
+help:
+	@echo "make lab     create .venv, install, open JupyterLab on notebooks/"
+	@echo "make test    create/update .venv, then ruff, pytest on tests/ and nbval on notebooks/"
+	@echo "make export  regenerate tinylm_core/ from the notebooks"
+	@echo "make format  apply ruff's formatting to package, tests and notebooks"
+	@echo "make bench   run the speed benchmarks in bench/ (slow; prints figures and ratios)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+
+# Reinstall when the project's dependencies change.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install $(PIP_TORCH_ARGS) "$(TORCH)"
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: $(STAMP) lint test-package test-notebooks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tinylm_core tests bench notebooks
+	$(VENV)/bin/ruff format --check tinylm_core tests bench notebooks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix tinylm_core tests bench notebooks
+	$(VENV)/bin/ruff format tinylm_core tests bench notebooks
+
+test-package: $(STAMP)
+	$(PY) -m pytest tests
+
+# Test mode keeps each notebook to a couple of minutes on a 2-core CPU.
+test-notebooks: $(STAMP)
+	TINYLM_TEST_MODE=1 MPLBACKEND=Agg $(PY) -m pytest --nbval --nbval-current-env \
+		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider $(NOTEBOOKS)
+
+export: $(STAMP)
+	$(PY) -m tinylm_core._export
+
+bench: $(STAMP)
+	for f in bench/*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache
