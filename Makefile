@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 
-.PHONY: lab test test-package test-notebooks lint format export bench clean help
+.PHONY: lab test test-package test-notebooks lint format export bench student grade clean help
 
 help:
 	@echo "make lab     create .venv, install, open JupyterLab on notebooks/"
@@ -21,6 +21,8 @@ help:
 	@echo "make export  regenerate tinylm_core/ from the notebooks"
 	@echo "make format  apply ruff's formatting to package, tests and notebooks"
 	@echo "make bench   run the speed benchmarks in bench/ (slow; prints figures and ratios)"
+	@echo "make student write the student edition (no solutions) to build/student/ (see TEACHING.md)"
+	@echo "make grade STUDENT=path/to/work   grade a student's notebooks; reports in build/grades/"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +55,7 @@ test-package: $(STAMP)
 
 # Test mode keeps each notebook to a couple of minutes on a 2-core CPU.
 test-notebooks: $(STAMP)
-	TINYLM_TEST_MODE=1 MPLBACKEND=Agg $(PY) -m pytest --nbval --nbval-current-env \
+	TINYLM_TEST_MODE=1 $(PY) -m pytest --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider $(NOTEBOOKS)
 
 export: $(STAMP)
@@ -61,6 +63,15 @@ export: $(STAMP)
 
 bench: $(STAMP)
 	for f in bench/*.py; do $(PY) $$f || exit 1; done
+
+# Classroom (TEACHING.md): the student edition, and the autograder. STUDENT may name several folders;
+# GRADE_ARGS passes options, e.g. GRADE_ARGS="--timeout 300 --full".
+student: $(STAMP)
+	$(PY) -m tinylm_core._classroom student --out build/student
+
+grade: $(STAMP)
+	@test -n "$(STUDENT)" || { echo "usage: make grade STUDENT=path/to/student/work"; exit 2; }
+	$(PY) -m tinylm_core._classroom grade $(STUDENT) --out build/grades $(GRADE_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
