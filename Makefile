@@ -13,10 +13,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 
-.PHONY: lab test test-package test-notebooks lint format export bench student grade clean help
+.PHONY: lab demo test test-package test-notebooks lint format export bench student grade clean help
 
 help:
 	@echo "make lab     create .venv, install, open JupyterLab on notebooks/"
+	@echo "make demo    train the recommended model on Tiny Shakespeare (~2 min on a laptop CPU), print samples"
 	@echo "make test    create/update .venv, then ruff, pytest on tests/ and nbval on notebooks/"
 	@echo "make export  regenerate tinylm_core/ from the notebooks"
 	@echo "make format  apply ruff's formatting to package, tests and notebooks"
@@ -39,6 +40,22 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks/
+
+# The recommended character-level recipe (RECIPES["shakespeare-char"], notebook 08), then one sample
+# per decoding strategy. Offline, load_corpus warns and trains on its fallback corpus instead.
+# Extra flags go to the two commands, e.g. make demo DEMO_TRAIN_ARGS="--max-steps 500".
+DEMO_OUT ?= runs/demo
+DEMO_PROMPT ?= ROMEO:
+DEMO_TRAIN_ARGS ?=
+DEMO_GENERATE_ARGS ?=
+
+demo: $(STAMP)
+	$(PY) -m tinylm_core train --recipe shakespeare-char --out $(DEMO_OUT) $(DEMO_TRAIN_ARGS)
+	@for strategy in greedy top-k top-p beam; do \
+		echo; echo "==== $$strategy ===="; \
+		$(PY) -m tinylm_core generate --checkpoint $(DEMO_OUT) --prompt "$(DEMO_PROMPT)" \
+			--strategy $$strategy --seed 1337 $(DEMO_GENERATE_ARGS) || exit 1; \
+	done
 
 test: $(STAMP) lint test-package test-notebooks
 
