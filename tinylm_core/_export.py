@@ -62,8 +62,11 @@ class Module:
         return list(dict.fromkeys(public))  # unique, in order of definition
 
     def render(self) -> str:
-        names = ", ".join(f'"{n}"' for n in self.public_names())
-        parts = [HEADER.format(notebook=self.notebook) + f"\n__all__ = [{names}]"]
+        names = [f'"{n}"' for n in self.public_names()]
+        listing = f"__all__ = [{', '.join(names)}]"
+        if len(listing) > 100:  # wrapped as ruff format would
+            listing = "__all__ = [\n" + "".join(f"    {n},\n" for n in names) + "]"
+        parts = [HEADER.format(notebook=self.notebook) + "\n" + listing]
         parts += [cell.strip("\n") for cell in self.cells]
         return "\n\n\n".join(parts) + "\n"
 
