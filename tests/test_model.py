@@ -1,0 +1,440 @@
+"""Tests for tinylm_core.model (notebook 05): the decoder-only transformer, its config and KV cache.
+
+References are independent of the module: a forward pass written out with torch.nn.functional,
+F.cross_entropy computed by hand, parameter counts from a formula, full forwards for the cache.
+"""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tinylm_core.model import PRESETS, KVCache, LMOutput, ModelConfig, TransformerLM
+
+POSITIONAL = ["sinusoidal", "learned", "rope"]
+TINY = dict(vocab_size=37, d_model=32, num_layers=2, num_heads=4, d_ff=64, max_seq_len=24)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # These models are tiny: a second thread only adds synchronisation, and the CPU is shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return TransformerLM(**{**TINY, "dropout": 0.0, **overrides})
+
+
+def random_ids(B, T, vocab_size=TINY["vocab_size"], seed=1):
+    return torch.randint(0, vocab_size, (B, T), generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------------------- config and shapes
+
+
+def test_constructor_matches_config_and_seed_signature():
+    model = TransformerLM(
+        vocab_size=100,
+        d_model=64,
+        num_layers=2,
+        num_heads=4,
+        d_ff=128,
+        max_seq_len=32,
+        dropout=0.1,
+        positional_encoding="learned",
+    )
+    assert model.config == ModelConfig(
+        vocab_size=100, d_model=64, num_layers=2, num_heads=4, d_ff=128, max_seq_len=32,
+        dropout=0.1, positional_encoding="learned",
+    )  # fmt: skip
+    again = TransformerLM.from_config(model.config)
+    assert again.config == model.config
+    assert sorted(again.state_dict()) == sorted(model.state_dict())
+
+
+@pytest.mark.parametrize("pe", POSITIONAL)
+def test_forward_shapes_and_output_access(pe):
+    model = tiny_model(positional_encoding=pe)
+    ids = random_ids(3, 10)
+    out = model(ids)
+    assert isinstance(out, LMOutput)
+    assert out.logits.shape == (3, 10, TINY["vocab_size"])
+    assert out.loss is None and out["loss"] is None
+    assert out["logits"] is out.logits
+    out = model(ids, targets=ids)
+    assert out.loss.shape == () and torch.isfinite(out.loss)
+    with pytest.raises(KeyError):
+        out["hidden_states"]
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (dict(num_heads=5), "divisible by num_heads"),
+        (dict(positional_encoding="alibi"), "positional_encoding"),
+        (dict(activation="swish"), "activation"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(d_model=24, num_heads=8, positional_encoding="rope"), "even"),
+        (dict(num_layers=0), "num_layers"),
+    ],
+)
+def test_bad_config_raises_value_error(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**{**TINY, **overrides})
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="d_model"):
+        ModelConfig(vocab_size=10, d_model=32.0)
+    with pytest.raises(ValueError, match="vocab_size"):
+        TransformerLM(d_model=32)
+    with pytest.raises(ValueError, match="not both"):
+        TransformerLM(vocab_size=10, config=ModelConfig(vocab_size=10))
+    with pytest.raises(ValueError, match="unknown preset"):
+        ModelConfig.from_preset("huge", vocab_size=10)
+    with pytest.raises(ValueError, match="unknown ModelConfig fields"):
+        ModelConfig.from_preset("small", vocab_size=10, n_embd=3)
+    model = tiny_model()
+    with pytest.raises(ValueError, match="batch, seq_len"):
+        model(torch.zeros(5, dtype=torch.long))
+    with pytest.raises(TypeError, match="integer"):
+        model(torch.zeros(1, 5))
+    with pytest.raises(ValueError, match="targets"):
+        model(random_ids(2, 5), targets=random_ids(2, 4))
+
+
+@pytest.mark.parametrize("pe", POSITIONAL)
+def test_longer_than_max_seq_len_raises(pe):
+    model = tiny_model(positional_encoding=pe)
+    model(random_ids(1, TINY["max_seq_len"]))  # exactly max_seq_len is fine
+    with pytest.raises(ValueError, match="max_seq_len"):
+        model(random_ids(1, TINY["max_seq_len"] + 1))
+    cache = model.new_kv_cache(1)
+    model(random_ids(1, TINY["max_seq_len"] - 2), kv_cache=cache)
+    with pytest.raises(ValueError, match="max_seq_len"):  # cached positions count too
+        model(random_ids(1, 3), kv_cache=cache)
+
+
+# ---------------------------------------------------------------------------- what it computes
+
+
+def reference_forward(model, ids):
+    """The model's forward written out with functional ops and the model's own weights."""
+    cfg = model.config
+    B, T = ids.shape
+    C, H = cfg.d_model, cfg.num_heads
+    x = model.token_embedding.weight[ids]  # (B, T, C)
+    if cfg.positional_encoding == "learned":
+        x = x + model.position_encoding.weight[:T]
+    else:  # sinusoidal: PE[p, 2i] = sin(p / 10000^(2i/C)), PE[p, 2i+1] = cos(...)
+        pos = torch.arange(T, dtype=torch.float64)[:, None]
+        angle = pos / 10000 ** (torch.arange(0, C, 2, dtype=torch.float64) / C)
+        pe = torch.zeros(T, C, dtype=torch.float64)
+        pe[:, 0::2], pe[:, 1::2] = angle.sin(), angle.cos()
+        x = x * math.sqrt(C) + pe.float()  # embeddings scaled as in Vaswani et al.
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    for blk in model.blocks:
+        h = F.layer_norm(x, (C,), blk.ln_1.weight, blk.ln_1.bias, cfg.layer_norm_eps)
+        q, k, v = F.linear(h, blk.attn.qkv.weight, blk.attn.qkv.bias).split(C, dim=-1)
+        q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(C // H)
+        att = scores.masked_fill(~causal, float("-inf")).softmax(-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        x = x + F.linear(y, blk.attn.proj.weight, blk.attn.proj.bias)
+        h = F.layer_norm(x, (C,), blk.ln_2.weight, blk.ln_2.bias, cfg.layer_norm_eps)
+        gelu = {"gelu": F.gelu, "gelu_tanh": lambda t: F.gelu(t, approximate="tanh")}.get(
+            cfg.activation, torch.relu
+        )
+        h = gelu(F.linear(h, blk.mlp.fc.weight, blk.mlp.fc.bias))
+        x = x + F.linear(h, blk.mlp.proj.weight, blk.mlp.proj.bias)
+    x = F.layer_norm(x, (C,), model.ln_f.weight, model.ln_f.bias, cfg.layer_norm_eps)
+    return x @ model.lm_head.weight.T  # (B, T, V)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(),
+        dict(positional_encoding="learned", activation="gelu_tanh"),
+        dict(activation="relu", bias=False, tie_weights=False),
+    ],
+)
+def test_forward_matches_functional_reference(overrides):
+    model = tiny_model(**overrides).eval()
+    with torch.no_grad():
+        # non-zero biases and LayerNorm affines, so a missing term would show
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or ".ln_" in name or name.startswith("ln_f"):
+                p.add_(torch.randn_like(p) * 0.1)
+        ids = random_ids(2, 12)
+        torch.testing.assert_close(
+            model(ids).logits, reference_forward(model, ids), atol=1e-5, rtol=1e-4
+        )
+
+
+@pytest.mark.parametrize("pe", POSITIONAL)
+def test_whole_model_is_causal(pe):
+    model = tiny_model(positional_encoding=pe).eval()
+    ids = random_ids(2, 16)
+    changed = ids.clone()
+    changed[:, 9] = (changed[:, 9] + 1) % TINY["vocab_size"]
+    with torch.no_grad():
+        a, b = model(ids).logits, model(changed).logits
+    assert torch.equal(a[:, :9], b[:, :9])  # the past does not see the future
+    assert not torch.allclose(a[:, 9:], b[:, 9:])  # ... and position 9 onwards does change
+
+
+def test_loss_is_cross_entropy_ignoring_minus_100():
+    model = tiny_model()
+    ids = random_ids(3, 10)
+    targets = random_ids(3, 10, seed=2)
+    targets[0, 7:] = -100  # padding
+    targets[2, :3] = -100
+    out = model(ids, targets=targets)
+    log_probs = out.logits.log_softmax(-1)  # (B, T, V)
+    keep = targets != -100
+    expected = -log_probs[keep].gather(1, targets[keep][:, None]).mean()
+    torch.testing.assert_close(out.loss, expected)
+    torch.testing.assert_close(
+        out.loss, F.cross_entropy(out.logits.transpose(1, 2), targets, ignore_index=-100)
+    )
+
+
+def test_initial_loss_is_near_log_vocab():
+    # GPT-2 init gives near-uniform predictions: loss ~ ln(V) before training
+    model = tiny_model(vocab_size=200, d_model=64)
+    loss = model(random_ids(8, 24, vocab_size=200), targets=random_ids(8, 24, 200, seed=3)).loss
+    assert abs(loss.item() - math.log(200)) < 0.1
+
+
+def test_gpt2_style_init():
+    torch.manual_seed(0)
+    model = TransformerLM(vocab_size=500, d_model=128, num_layers=8, num_heads=4, d_ff=512)
+    residual_std = 0.02 / math.sqrt(2 * 8)
+    for name, p in model.named_parameters():
+        if name.endswith(("attn.proj.weight", "mlp.proj.weight")):
+            assert abs(p.std().item() - residual_std) < 0.1 * residual_std, name
+        elif name.endswith(("qkv.weight", "fc.weight")) or name == "token_embedding.weight":
+            assert abs(p.std().item() - 0.02) < 0.002, name
+        elif name.endswith("bias") and "ln_" not in name:
+            assert torch.all(p == 0), name
+        elif "ln_" in name:
+            assert torch.all(p == (1 if name.endswith("weight") else 0)), name
+
+
+# ---------------------------------------------------------------------------- weights and counts
+
+
+def test_tied_weights_are_one_tensor():
+    model = tiny_model()
+    assert model.lm_head.weight is model.token_embedding.weight
+    names = [n for n, _ in model.named_parameters()]
+    assert "lm_head.weight" not in names  # parameters() yields the shared tensor once
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(random_ids(2, 8), targets=random_ids(2, 8, seed=5)).loss.backward()
+    opt.step()
+    assert model.lm_head.weight.data_ptr() == model.token_embedding.weight.data_ptr()
+    untied = tiny_model(tie_weights=False)
+    assert untied.lm_head.weight is not untied.token_embedding.weight
+    V, C = TINY["vocab_size"], TINY["d_model"]
+    assert untied.num_parameters() == model.num_parameters() + V * C
+    # a state dict round trip keeps the tie
+    again = tiny_model(seed=9)
+    again.load_state_dict(model.state_dict())
+    assert again.lm_head.weight is again.token_embedding.weight
+    torch.testing.assert_close(again.lm_head.weight, model.token_embedding.weight)
+
+
+def parameter_formula(cfg):
+    """Count by hand: embeddings, L x (2 LayerNorms + qkv + proj + fc + proj), final LN, head."""
+    C, F_, V, L, b = cfg.d_model, cfg.d_ff, cfg.vocab_size, cfg.num_layers, int(cfg.bias)
+    ln = C + b * C
+    block = (
+        2 * ln + (3 * C * C + b * 3 * C) + (C * C + b * C) + (C * F_ + b * F_) + (F_ * C + b * C)
+    )
+    embeddings = V * C + (cfg.max_seq_len * C if cfg.positional_encoding == "learned" else 0)
+    head = 0 if cfg.tie_weights else V * C
+    return embeddings + L * block + ln + head, L * block + ln + head
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(),
+        dict(positional_encoding="learned"),
+        dict(positional_encoding="rope", bias=False),
+        dict(tie_weights=False, num_layers=3, d_ff=48),
+    ],
+)
+def test_num_parameters_matches_formula(overrides):
+    model = tiny_model(**overrides)
+    total, non_embedding = parameter_formula(model.config)
+    assert model.num_parameters() == total
+    assert model.num_parameters(non_embedding=True) == non_embedding
+    assert total == len(torch.nn.utils.parameters_to_vector(model.parameters()))
+
+
+def test_presets_match_seed_sizes():
+    # The seed README: small ~5M (256 dim, 4 layers), medium ~25M (512, 6), large ~85M (768, 12).
+    # Its counts include a BPE vocabulary of roughly 8k tokens for the two smaller sizes; large's
+    # 85M is the body without embeddings (GPT-2 small).
+    assert set(PRESETS) == {"small", "medium", "large"}
+    expected = {"small": (256, 4, 5e6), "medium": (512, 6, 25e6), "large": (768, 12, 85e6)}
+    for name, (d_model, num_layers, size) in expected.items():
+        cfg = ModelConfig.from_preset(name, vocab_size=8192)
+        assert (cfg.d_model, cfg.num_layers) == (d_model, num_layers)
+        total, non_embedding = parameter_formula(cfg)
+        count = non_embedding if name == "large" else total
+        assert abs(count - size) / size < 0.1, (name, count)
+    cfg = ModelConfig.from_preset("small", vocab_size=65, dropout=0.0, positional_encoding="rope")
+    assert (cfg.dropout, cfg.positional_encoding, cfg.vocab_size) == (0.0, "rope", 65)
+    small = TransformerLM.from_config(cfg)
+    assert small.num_parameters() == parameter_formula(cfg)[0]
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def test_overfits_one_batch():
+    model = tiny_model(d_model=64, d_ff=128)
+    ids, targets = random_ids(4, 16), random_ids(4, 16, seed=7)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(80):
+        loss = model(ids, targets=targets).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [dict(positional_encoding=pe) for pe in POSITIONAL]
+    + [dict(activation="relu", bias=False, tie_weights=False, dropout=0.1)],
+)
+def test_every_option_trains(overrides):
+    # A counting sequence with a random start: the loss must fall far below its initial ln(V).
+    model = tiny_model(**overrides)
+    starts = torch.randint(0, 8, (8, 1), generator=torch.Generator().manual_seed(3))
+    seq = (starts + torch.arange(17)) % 8
+    ids, targets = seq[:, :-1], seq[:, 1:]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss = model(ids, targets=targets).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_dropout_only_in_training():
+    model = tiny_model(dropout=0.5)
+    ids = random_ids(2, 8)
+    model.eval()
+    assert torch.equal(model(ids).logits, model(ids).logits)
+    model.train()
+    assert not torch.equal(model(ids).logits, model(ids).logits)
+
+
+# ---------------------------------------------------------------------------- KV cache
+
+
+def decode_incrementally(model, ids, cache, chunks):
+    """Feed ids through the cache in chunks of the given sizes; return the concatenated logits."""
+    out, start = [], 0
+    for size in chunks:
+        out.append(model(ids[:, start : start + size], kv_cache=cache).logits)
+        start += size
+    return torch.cat(out, dim=1)
+
+
+@pytest.mark.parametrize("pe", POSITIONAL)
+def test_kv_cache_matches_full_forward(pe):
+    model = tiny_model(positional_encoding=pe).eval()
+    ids = random_ids(3, 20)
+    with torch.no_grad():
+        full = model(ids).logits
+        cache = model.new_kv_cache(3)
+        assert isinstance(cache, KVCache) and cache.seq_len == 0
+        # a prompt, single tokens, then a chunk of several tokens after a past (bottom-right mask)
+        incremental = decode_incrementally(model, ids, cache, [6, 1, 1, 1, 5, 1, 6])
+    assert cache.seq_len == 20
+    assert all(layer.seq_len == 20 for layer in cache.layers)
+    torch.testing.assert_close(incremental, full, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("pe", POSITIONAL)
+def test_kv_cache_with_left_padding(pe):
+    model = tiny_model(positional_encoding=pe).eval()
+    ids = random_ids(2, 12)
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[1, :4] = 0  # row 1 is left-padded
+    with torch.no_grad():
+        full = model(ids, attention_mask=mask).logits
+        cache = model.new_kv_cache(2)
+        parts = [model(ids[:, :8], attention_mask=mask[:, :8], kv_cache=cache).logits]
+        for t in range(8, 12):
+            parts.append(
+                model(ids[:, t : t + 1], attention_mask=mask[:, : t + 1], kv_cache=cache).logits
+            )
+    incremental = torch.cat(parts, dim=1)
+    real = mask.bool()
+    assert not incremental[real].isnan().any()
+    torch.testing.assert_close(incremental[real], full[real], atol=1e-5, rtol=0)
+
+
+def test_kv_cache_reorder_crop_reset():
+    model = tiny_model(positional_encoding="rope").eval()
+    ids = random_ids(2, 14)
+    with torch.no_grad():
+        cache = model.new_kv_cache(2)
+        model(ids[:, :10], kv_cache=cache)
+        # reorder: rows [1, 0, 1] (beam search keeps, swaps and repeats hypotheses)
+        index = torch.tensor([1, 0, 1])
+        cache.reorder(index)
+        assert cache.batch_size == 3 and cache.seq_len == 10
+        step = model(ids[index, 10:12], kv_cache=cache).logits
+        torch.testing.assert_close(step, model(ids[index, :12]).logits[:, 10:], atol=1e-5, rtol=0)
+        # crop: forget the last 4 positions and continue with other tokens
+        cache.crop(8)
+        assert cache.seq_len == 8
+        other = ids[index].clone()
+        other[:, 8:11] = (other[:, 8:11] + 3) % TINY["vocab_size"]
+        step = model(other[:, 8:11], kv_cache=cache).logits
+        torch.testing.assert_close(step, model(other[:, :11]).logits[:, 8:], atol=1e-5, rtol=0)
+        cache.reset()
+        assert cache.seq_len == 0
+        torch.testing.assert_close(
+            model(other[:, :5], kv_cache=cache).logits,
+            model(other[:, :5]).logits,
+            atol=1e-5,
+            rtol=0,
+        )
+    with pytest.raises(ValueError, match="crop"):
+        cache.crop(6)
+    with pytest.raises(ValueError, match="1-D"):
+        cache.reorder(torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_kv_cache_buffers_and_limits():
+    model = tiny_model().to(torch.float64)
+    cache = model.new_kv_cache(2, max_len=10)
+    layer = cache.layers[0]
+    H, hd = TINY["num_heads"], TINY["d_model"] // TINY["num_heads"]
+    assert layer.k.shape == (2, H, 10, hd) and layer.k.dtype == torch.float64
+    assert len(cache.layers) == TINY["num_layers"]
+    ptr = layer.k.data_ptr()
+    model(random_ids(2, 6), kv_cache=cache)
+    model(random_ids(2, 1), kv_cache=cache)
+    assert layer.k.data_ptr() == ptr  # preallocated: updates write in place
+    with pytest.raises(ValueError, match="KV cache is full"):
+        model(random_ids(2, 4), kv_cache=cache)
+    with pytest.raises(ValueError, match="max_len"):
+        model.new_kv_cache(1, max_len=TINY["max_seq_len"] + 1)
