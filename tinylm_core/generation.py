@@ -16,6 +16,7 @@ __all__ = [
 import argparse
 import codecs
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -193,6 +194,10 @@ class Generator:
 
     def __init__(self, model, tokenizer=None, device="cpu", *, context_drop: int | None = None):
         self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            # The seed's quick start asks for "cuda"; on a machine without one, say so and go on.
+            warnings.warn("CUDA is not available here; generating on the CPU", stacklevel=2)
+            self.device = torch.device("cpu")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.vocab_size = model.config.vocab_size
