@@ -158,11 +158,6 @@ def test_generate_from_checkpoint(checkpoint, capsys):
         pytest.param(lambda data: b"this is not a checkpoint\n", id="text file"),
     ],
 )
-@pytest.mark.xfail(
-    raises=(RuntimeError, KeyError, IndexError),
-    reason="training.load_checkpoint passes torch.load's own errors through on a damaged file; "
-    "it should raise ValueError naming the file (then remove this mark)",
-)
 def test_broken_checkpoint_is_a_clear_error(checkpoint, tmp_path, capsys, make_bad):
     bad = tmp_path / "checkpoint.pt"
     bad.write_bytes(make_bad(checkpoint.read_bytes()))

@@ -381,6 +381,31 @@ def test_load_checkpoint_errors(tmp_path):
         tokenizer_from_dict({"type": "wordpiece"})
 
 
+def test_damaged_checkpoints_are_a_clear_value_error(tokenizer, tmp_path):
+    good = save_checkpoint(tmp_path / "good.pt", tiny_model(tokenizer.get_vocab_size()), tokenizer)
+    data = good.read_bytes()
+    bad = {
+        "truncated.pt": data[: len(data) // 2],
+        "random.pt": bytes(
+            torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0))
+        ),
+        "text.pt": b"this is not a checkpoint\n",
+    }
+    for name, content in bad.items():
+        (tmp_path / name).write_bytes(content)
+    torch.save({"format": "tinylm-checkpoint", "version": 1}, tmp_path / "no_keys.pt")
+    torch.save([1, 2, 3], tmp_path / "a_list.pt")
+    state = torch.load(good, weights_only=True)
+    state["model"] = {k: v[:1] for k, v in state["model"].items()}  # wrong shapes
+    torch.save(state, tmp_path / "wrong_shapes.pt")
+    for name in [*bad, "no_keys.pt", "a_list.pt", "wrong_shapes.pt"]:
+        path = tmp_path / name
+        with pytest.raises(ValueError, match="(?s)tinylm checkpoint.*re-train or use another") as e:
+            load_checkpoint(path)
+        assert str(path) in str(e.value), name  # the message names the file
+    assert load_checkpoint(good)[2]["path"] == str(good)  # the good one still loads
+
+
 def test_train_needs_a_length(tokenizer):
     trainer = Trainer(tiny_model(tokenizer.get_vocab_size()), iter([]), output_dir=None)
     with pytest.raises(ValueError, match="num_epochs or max_steps"):

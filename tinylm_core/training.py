@@ -285,14 +285,23 @@ def load_checkpoint(path_or_dir, device="cpu"):
     `info` holds everything else that was saved (step, metrics, training config, ...) plus `path`.
     """
     path = _checkpoint_path(path_or_dir)
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
-    if checkpoint.get("format") != "tinylm-checkpoint":
-        raise ValueError(f"{path} is not a tinylm checkpoint (no 'format' marker)")
-    model = TransformerLM.from_config(ModelConfig(**checkpoint["model_config"]))
-    model.load_state_dict(checkpoint["model"])
+    fix = "re-train or use another checkpoint"
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # damage surfaces as RuntimeError, UnpicklingError, EOFError, ...
+        msg = f"{path} is not a tinylm checkpoint (truncated or corrupted: {e}); {fix}"
+        raise ValueError(msg) from e
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != "tinylm-checkpoint":
+        raise ValueError(f"{path} is not a tinylm checkpoint (no 'format' marker); {fix}")
+    try:
+        model = TransformerLM.from_config(ModelConfig(**checkpoint["model_config"]))
+        model.load_state_dict(checkpoint["model"])
+        d = checkpoint["tokenizer"]
+        tokenizer = tokenizer_from_dict(d) if d is not None else None
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:  # a missing key, wrong shapes...
+        msg = f"{path} is a damaged tinylm checkpoint ({type(e).__name__}: {e}); {fix}"
+        raise ValueError(msg) from e
     model.to(device).eval()
-    d = checkpoint["tokenizer"]
-    tokenizer = tokenizer_from_dict(d) if d is not None else None
     skip = {"format", "version", "model", "tokenizer", "optimizer", "scheduler", "rng"}
     info = {k: v for k, v in checkpoint.items() if k not in skip}
     info["path"] = str(path)
