@@ -362,3 +362,13 @@ def test_gradebook_keeps_one_row_per_student_and_exercise(tmp_path):
         ("bob", "1.1", "failed"), ("bob", "1.2", "failed"),
         ("ada", "1.1", "passed"), ("ada", "1.2", "passed"),
     ]  # fmt: skip
+
+
+def test_every_lesson_has_exercises_and_its_student_edition_leaks_no_solution(tmp_path):
+    """The real course: build_student refuses (ClassroomError) if any solution line would leak."""
+    out = tmp_path / "student"
+    exercises = build_student(out=out)
+    for name, found in exercises.items():
+        assert 2 <= len(found) <= 4, f"{name} has {len(found)} exercises; each lesson ends with 2-4"
+    for notebook in (out / "notebooks").glob("*.ipynb"):
+        assert "BEGIN SOLUTION" not in notebook.read_text(encoding="utf-8"), notebook.name
