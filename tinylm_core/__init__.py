@@ -8,7 +8,7 @@ Every name below is re-exported from the module its notebook generated, so
 
 from .attention import scaled_dot_product_attention, MultiHeadAttention
 from .positional import SinusoidalPositionalEncoding, LearnedPositionalEncoding, RotaryEmbedding
-from .char_tokenizer import CharTokenizer
+from .char_tokenizer import Tokenizer, CharTokenizer
 from .data import (
     TINYSHAKESPEARE_URL,
     TINYSHAKESPEARE_SHA256,
@@ -82,6 +82,7 @@ __all__ = [
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEncoding",
     "RotaryEmbedding",
+    "Tokenizer",
     "CharTokenizer",
     "TINYSHAKESPEARE_URL",
     "TINYSHAKESPEARE_SHA256",

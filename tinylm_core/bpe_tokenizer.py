@@ -21,6 +21,7 @@ from pathlib import Path
 
 import regex
 
+from tinylm_core.char_tokenizer import Tokenizer
 from tinylm_core.data import gpt2_vocab_files
 
 
@@ -153,7 +154,7 @@ def train_bpe(
 _NO_MERGE = 1 << 62  # the "rank" of a pair that is not a merge: larger than any id
 
 
-class BPETokenizer:
+class BPETokenizer(Tokenizer):
     """Byte-level BPE: text -> UTF-8 bytes -> merged tokens, the way GPT-2 tokenizes.
 
     The vocabulary is 256 byte tokens, then one token per merge (in the order learned), then the
@@ -305,17 +306,6 @@ class BPETokenizer:
             )
         tok._build(byte_ids, merges)
         return tok
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "BPETokenizer":
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path} is not a tokenizer JSON file ({e})") from e
-        return cls.from_dict(d)
 
     @classmethod
     def from_gpt2_files(cls, vocab_bpe_path=None, encoder_json_path=None) -> "BPETokenizer":

@@ -1,7 +1,7 @@
 # This file is generated from notebooks/03_char_tokenizer.ipynb by `make export`.
 # Do not edit it: edit the notebook, then run `make export`.
 
-__all__ = ["CharTokenizer"]
+__all__ = ["Tokenizer", "CharTokenizer"]
 
 
 import json
@@ -9,7 +9,26 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-class CharTokenizer:
+class Tokenizer:
+    """What every tokenizer here shares: JSON files built on the subclass's to_dict/from_dict.
+
+    A subclass (CharTokenizer here, BPETokenizer in notebook 04) provides encode, decode,
+    get_vocab_size, to_dict and from_dict; save and load then come for free.
+    """
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Tokenizer":
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not a tokenizer JSON file ({e})") from e
+        return cls.from_dict(d)
+
+
+class CharTokenizer(Tokenizer):
     """One token per character, plus four special tokens with fixed ids.
 
     ids 0..3 are <pad>, <unk>, <bos>, <eos>; the characters seen by `build_vocab` follow, sorted.
@@ -86,17 +105,6 @@ class CharTokenizer:
                 "a CharTokenizer description needs 'chars': a list of distinct characters"
             )
         return cls(chars, strict=bool(d.get("strict", False)))
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "CharTokenizer":
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path} is not a tokenizer JSON file ({e})") from e
-        return cls.from_dict(d)
 
     def __repr__(self) -> str:
         return f"CharTokenizer(vocab_size={self.get_vocab_size()}, strict={self.strict})"
