@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinylm_core.attention import MultiHeadAttention, scaled_dot_product_attention
+from tinylm_core.attention import Linear, MultiHeadAttention, scaled_dot_product_attention
 from tinylm_core.positional import RotaryEmbedding
 
 ATOL = 1e-5
@@ -22,6 +22,42 @@ def padding_mask(lengths, T, left=False):
     lengths = torch.tensor(lengths)[:, None]
     real = pos >= T - lengths if left else pos < lengths
     return real.long()
+
+
+# ---- Linear: nn.Linear with a faster path for a few rows --------------------------------------
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize(
+    "shape", [(1, 1), (2, 1), (1, 4), (4, 1), (2, 8), (16, 1), (17, 1), (3, 50)]
+)
+def test_linear_equals_nn_linear_on_every_path(shape, bias):
+    # 1 row and > 16 rows take F.linear, 2..16 rows compute (W x^T)^T; all must agree, forward
+    # and backward, with a (B, T, C) input as the model passes it.
+    torch.manual_seed(0)
+    ours = Linear(24, 40, bias=bias)
+    reference = nn.Linear(24, 40, bias=bias)
+    reference.load_state_dict(ours.state_dict())  # same parameter names and shapes
+    x = torch.randn(*shape, 24, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_()
+    y, y_ref = ours(x), reference(x_ref)
+    assert y.shape == y_ref.shape == (*shape, 40)
+    assert y.is_contiguous()
+    torch.testing.assert_close(y, y_ref, atol=ATOL, rtol=1e-5)
+    weights = torch.randn_like(y)
+    (y * weights).sum().backward()
+    (y_ref * weights).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=ATOL, rtol=1e-5)
+    torch.testing.assert_close(ours.weight.grad, reference.weight.grad, atol=ATOL, rtol=1e-5)
+    if bias:
+        torch.testing.assert_close(ours.bias.grad, reference.bias.grad, atol=ATOL, rtol=1e-5)
+
+
+def test_linear_takes_non_contiguous_input():
+    torch.manual_seed(0)
+    layer = Linear(8, 5)
+    x = torch.randn(8, 4).T  # (4, 8), not contiguous
+    torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
 
 
 # ---- the explicit function ----------------------------------------------------------------------

@@ -371,6 +371,23 @@ def test_kv_cache_matches_full_forward(pe):
 
 
 @pytest.mark.parametrize("pe", POSITIONAL)
+def test_last_only_gives_the_last_position_of_the_full_logits(pe):
+    model = tiny_model(positional_encoding=pe).eval()
+    ids = random_ids(3, 20)
+    with torch.no_grad():
+        full = model(ids).logits  # (B, T, V)
+        last = model(ids, last_only=True).logits
+        cache = model.new_kv_cache(3)
+        model(ids[:, :12], kv_cache=cache)
+        cached_last = model(ids[:, 12:], kv_cache=cache, last_only=True).logits
+    assert last.shape == cached_last.shape == (3, 1, TINY["vocab_size"])
+    torch.testing.assert_close(last, full[:, -1:], atol=1e-5, rtol=0)
+    torch.testing.assert_close(cached_last, full[:, -1:], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="last_only=False"):
+        model(ids, targets=ids, last_only=True)
+
+
+@pytest.mark.parametrize("pe", POSITIONAL)
 def test_kv_cache_with_left_padding(pe):
     model = tiny_model(positional_encoding=pe).eval()
     ids = random_ids(2, 12)

@@ -1,7 +1,7 @@
 # This file is generated from notebooks/01_attention.ipynb by `make export`.
 # Do not edit it: edit the notebook, then run `make export`.
 
-__all__ = ["scaled_dot_product_attention", "MultiHeadAttention"]
+__all__ = ["scaled_dot_product_attention", "Linear", "MultiHeadAttention"]
 
 
 import math
@@ -60,10 +60,35 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, is_causal=Fa
     return weights @ v, weights  # (..., Tq, Dv), (..., Tq, Tk)
 
 
+class Linear(nn.Linear):
+    """nn.Linear (same parameters, same state_dict) that is faster on a handful of rows.
+
+    For 2..16 rows on the CPU it computes (W x^T)^T + b instead of x W^T + b: the same sums,
+    with the big matrix on the left, which MKL runs up to 2x faster for so few rows (decoding
+    with a batch or with beams). One row or many rows keep F.linear.
+
+    >>> layer = Linear(4, 3)
+    >>> x = torch.randn(2, 4)
+    >>> torch.allclose(layer(x), F.linear(x, layer.weight, layer.bias), atol=1e-6)
+    True
+    """
+
+    def forward(self, x):
+        rows = x.numel() // self.in_features
+        if not 1 < rows <= 16 or x.device.type != "cpu":
+            return F.linear(x, self.weight, self.bias)
+        columns = x.reshape(rows, self.in_features).T  # (in, rows)
+        if self.bias is None:
+            y = self.weight @ columns  # (out, rows)
+        else:
+            y = torch.addmm(self.bias[:, None], self.weight, columns)  # (out, rows)
+        return y.T.contiguous().view(*x.shape[:-1], self.out_features)  # (..., out)
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head self-attention over (B, T, C), with an optional causal mask.
 
-    One fused Linear makes q, k and v (stacked in that order, like GPT-2's c_attn and
+    One fused `Linear` makes q, k and v (stacked in that order, like GPT-2's c_attn and
     torch.nn.MultiheadAttention's in_proj_weight); the C channels are split into num_heads heads
     of head_dim = C / num_heads, each attends on its own, and `proj` mixes the heads back.
     Dropout acts on the attention weights only; residual dropout belongs to the block around it.
@@ -81,8 +106,8 @@ class MultiHeadAttention(nn.Module):
         self.head_dim = d_model // num_heads
         self.dropout = dropout
         self.causal = causal
-        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
-        self.proj = nn.Linear(d_model, d_model, bias=bias)
+        self.qkv = Linear(d_model, 3 * d_model, bias=bias)
+        self.proj = Linear(d_model, d_model, bias=bias)
 
     def forward(self, x, attention_mask=None, need_weights=False, rotary=None, kv_cache=None):
         """x: (B, T, C). attention_mask: (B, Tk), 1/True = real token, 0 = padding, over all keys

@@ -152,7 +152,7 @@ class _ContextWindow:
         else:
             x = seq[:, start + self.cache.seq_len : length]  # (B, 1) only what the cache lacks
         self.start = start
-        return self.model(x, kv_cache=self.cache).logits[:, -1]
+        return self.model(x, kv_cache=self.cache, last_only=True).logits[:, -1]
 
     def reorder(self, index: torch.Tensor) -> None:
         if self.cache is not None:

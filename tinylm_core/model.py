@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tinylm_core.attention import MultiHeadAttention
+from tinylm_core.attention import Linear, MultiHeadAttention
 from tinylm_core.positional import (
     LearnedPositionalEncoding,
     RotaryEmbedding,
@@ -94,12 +94,12 @@ class FeedForward(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.fc = nn.Linear(config.d_model, config.d_ff, bias=config.bias)
+        self.fc = Linear(config.d_model, config.d_ff, bias=config.bias)
         if config.activation == "relu":
             self.act = nn.ReLU()
         else:
             self.act = nn.GELU(approximate="tanh" if config.activation == "gelu_tanh" else "none")
-        self.proj = nn.Linear(config.d_ff, config.d_model, bias=config.bias)
+        self.proj = Linear(config.d_ff, config.d_model, bias=config.bias)
         # With p = 0 (benchmarks, inference) skip the module entirely: one call less per layer.
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
@@ -264,7 +264,7 @@ class TransformerLM(nn.Module):
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.num_layers))
         self.ln_f = nn.LayerNorm(C, eps=config.layer_norm_eps, bias=config.bias)
-        self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
+        self.lm_head = Linear(C, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.token_embedding.weight  # one (V, C) tensor, two uses
         self._init_weights()
@@ -314,10 +314,14 @@ class TransformerLM(nn.Module):
             dtype=weight.dtype if dtype is None else dtype,
         )  # fmt: skip
 
-    def forward(self, input_ids, targets=None, attention_mask=None, kv_cache=None) -> LMOutput:
+    def forward(
+        self, input_ids, targets=None, attention_mask=None, kv_cache=None, last_only=False
+    ) -> LMOutput:
         """input_ids (B, T) -> logits (B, T, V). targets (B, T) are aligned with the logits
         (targets[:, t] should follow input_ids[:, t]); -100 marks positions left out of the loss.
-        attention_mask (B, past + T): 1 for real tokens, 0 for padding. kv_cache: see new_kv_cache."""
+        attention_mask (B, past + T): 1 for real tokens, 0 for padding. kv_cache: see new_kv_cache.
+        last_only: logits (B, 1, V) for the last position only, all that generation needs; it
+        skips the LM head elsewhere (for GPT-2, 38.6M multiply-adds per position)."""
         if input_ids.dim() != 2:
             raise ValueError(
                 f"input_ids must be (batch, seq_len), got shape {tuple(input_ids.shape)}; use ids[None] for one sequence"
@@ -331,6 +335,8 @@ class TransformerLM(nn.Module):
                 f"sequence of {past + T} tokens ({past} cached + {T} new) exceeds max_seq_len="
                 f"{self.config.max_seq_len}; crop the input to its last max_seq_len tokens"
             )
+        if targets is not None and last_only:
+            raise ValueError("the loss needs logits at every position: pass last_only=False")
         if targets is not None and targets.shape != input_ids.shape:
             raise ValueError(
                 f"targets must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(targets.shape)}"
@@ -344,7 +350,9 @@ class TransformerLM(nn.Module):
         layer_caches = [None] * len(self.blocks) if kv_cache is None else kv_cache.layers
         for block, layer_cache in zip(self.blocks, layer_caches):
             x = block(x, attention_mask, self.rotary, layer_cache)  # (B, T, C)
-        logits = self.lm_head(self.ln_f(x))  # (B, T, V)
+        if last_only:
+            x = x[:, -1:]  # (B, 1, C)
+        logits = self.lm_head(self.ln_f(x))  # (B, T, V), or (B, 1, V) with last_only
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
