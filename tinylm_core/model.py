@@ -132,6 +132,17 @@ class TransformerBlock(nn.Module):
         return x  # (B, T, C)
 
 
+def _select_rows(buffer: torch.Tensor, index: torch.Tensor, length: int) -> torch.Tensor:
+    """buffer[index] over positions 0..length-1 of dim 2, in a new buffer as long as the old one."""
+    out = buffer.new_empty((len(index), *buffer.shape[1:]))  # (B', H, max_len, head_dim)
+    kept, into = buffer.narrow(2, 0, length), out.narrow(2, 0, length)
+    if torch.is_grad_enabled() and buffer.requires_grad:  # out= cannot record gradients; copy_ can
+        into.copy_(kept.index_select(0, index))
+    else:
+        torch.index_select(kept, 0, index, out=into)  # one copy instead of two
+    return out
+
+
 class LayerKVCache:
     """Keys and values of one attention layer, in buffers allocated once: (B, H, max_len, head_dim)."""
 
@@ -154,6 +165,14 @@ class LayerKVCache:
         self.v.narrow(2, start, end - start).copy_(v)
         self.seq_len = end
         return self.k.narrow(2, 0, end), self.v.narrow(2, 0, end)  # (B, H, end, head_dim) each
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Row i becomes old row index[i] (index: 1-D long tensor of rows, for beam search).
+
+        Copies only the seq_len positions stored so far, not whole buffers: with GPT-2's
+        max_len = 1024 and 40 tokens in the cache, that is 25x less memory to move each step."""
+        self.k = _select_rows(self.k, index, self.seq_len)
+        self.v = _select_rows(self.v, index, self.seq_len)
 
 
 class KVCache:
@@ -184,8 +203,7 @@ class KVCache:
                 f"reorder expects a 1-D index of batch rows, got shape {tuple(index.shape)}"
             )
         for layer in self.layers:
-            layer.k = layer.k.index_select(0, index)
-            layer.v = layer.v.index_select(0, index)
+            layer.reorder(index)
 
     def crop(self, length: int) -> None:
         """Forget every position from `length` on (later writes overwrite them)."""
