@@ -41,8 +41,8 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     """Keep the `k` largest logits (and every logit tied with the k-th), set the rest to -inf.
 
-    `k=None` or `k=0` disables the filter, as in Hugging Face's `generate`; `k` larger than the
-    vocabulary keeps everything.
+    `k=None` or `k=0` disables the filter; `k` larger than the vocabulary keeps everything.
+    (In Hugging Face's `generate` only 0 disables it: None means its default, 50, when sampling.)
     """
     if k is None or k == 0:
         return logits
@@ -83,7 +83,7 @@ def apply_repetition_penalty(
     """Make tokens that already appear in `previous_ids` less likely (CTRL / Hugging Face rule).
 
     A seen token's logit is divided by `penalty` when positive and multiplied by it when negative,
-    so `penalty > 1` always lowers it. logits (B, V) or (V,); previous_ids (B, T) or (T,).
+    so `penalty > 1` lowers it (0 stays 0). logits (B, V) or (V,); previous_ids (B, T) or (T,).
     """
     if penalty <= 0:
         raise ValueError(f"repetition_penalty must be > 0 (1 means no penalty), got {penalty}")
@@ -195,7 +195,7 @@ class Generator:
     def __init__(self, model, tokenizer=None, device="cpu", *, context_drop: int | None = None):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            # The seed's quick start asks for "cuda"; on a machine without one, say so and go on.
+            # The original project's quick start asks for "cuda"; on a machine without one, say so and go on.
             warnings.warn("CUDA is not available here; generating on the CPU", stacklevel=2)
             self.device = torch.device("cpu")
         self.model = model.to(self.device).eval()
@@ -208,7 +208,7 @@ class Generator:
         self.context_drop = drop
         self.last_output: GenerationOutput | None = None
 
-    # ---- the text API (the seed's methods) ----
+    # ---- the text API (the original project's methods) ----
     def generate_greedy(self, prompt, max_new_tokens: int = 50, *, return_ids=False, **options):
         """Always pick the most likely next token. `options`: any keyword of `generate`."""
         out = self.generate(prompt, max_new_tokens, do_sample=False, return_dict=True, **options)
@@ -505,7 +505,9 @@ class Generator:
         A candidate that ends in eos (among the top `num_beams`) is a finished hypothesis, scored by
         log-probability / length ** length_penalty (length = new tokens, eos included), so
         length_penalty > 0 favours longer endings. We stop once `num_beams` hypotheses are finished
-        and no running beam can beat the worst of them.
+        and the best running beam, scored at its current length, does not beat the worst of them:
+        Hugging Face's default heuristic (early_stopping=False); with length_penalty > 0 a beam that
+        keeps growing could in principle still have overtaken.
         """
         prompt_len = ids.size(1)
         seq = torch.empty(
