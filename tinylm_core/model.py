@@ -30,7 +30,7 @@ from tinylm_core.positional import (
 
 @dataclass
 class ModelConfig:
-    """Hyper-parameters of a `TransformerLM`. The defaults are the seed README's small model."""
+    """Hyper-parameters of a `TransformerLM`. The defaults are the course's "small" preset."""
 
     vocab_size: int
     d_model: int = 256  # width of the residual stream, C
@@ -79,7 +79,7 @@ class ModelConfig:
     @classmethod
     def from_preset(cls, name: str, vocab_size: int, **overrides) -> "ModelConfig":
         """A named size from `PRESETS`, e.g. `ModelConfig.from_preset("small", 65, dropout=0.0)`."""
-        if name not in PRESETS:
+        if name not in PRESETS:  # PRESETS is defined below (notebook 05, section 8)
             raise ValueError(f"unknown preset {name!r}; choose one of {list(PRESETS)}")
         unknown = sorted(set(overrides) - {f.name for f in fields(cls)})
         if unknown:
@@ -136,6 +136,7 @@ def _select_rows(buffer: torch.Tensor, index: torch.Tensor, length: int) -> torc
     """buffer[index] over positions 0..length-1 of dim 2, in a new buffer as long as the old one."""
     out = buffer.new_empty((len(index), *buffer.shape[1:]))  # (B', H, max_len, head_dim)
     kept, into = buffer.narrow(2, 0, length), out.narrow(2, 0, length)
+    # An optimisation detail, safe to skip on a first reading: both branches copy the same rows.
     if torch.is_grad_enabled() and buffer.requires_grad:  # out= cannot record gradients; copy_ can
         into.copy_(kept.index_select(0, index))
     else:
@@ -220,7 +221,8 @@ class KVCache:
 
 @dataclass
 class LMOutput:
-    """What `TransformerLM.forward` returns; `out["logits"]` works too, as with the seed's dict."""
+    """What `TransformerLM.forward` returns. `out["logits"]` works too, as with the original
+    project's dict."""
 
     logits: torch.Tensor  # (B, T, vocab_size)
     loss: torch.Tensor | None = None  # mean cross-entropy over targets != -100, when targets given
@@ -292,9 +294,10 @@ class TransformerLM(nn.Module):
         return cls(config=config)
 
     def _init_weights(self) -> None:
-        # GPT-2: every weight ~ N(0, 0.02), biases 0. The two projections that write into the
-        # residual stream get std / sqrt(2 * num_layers), so the sum of 2 * num_layers writes
-        # keeps roughly the same scale however deep the model is.
+        # GPT-2: every weight ~ N(0, 0.02²), i.e. std 0.02, biases 0. As the GPT-2 paper
+        # describes, following nanoGPT, the two projections that write into the residual stream
+        # get std / sqrt(2 * num_layers), so the sum of 2 * num_layers writes keeps roughly the
+        # same scale however deep the model is.
         for module in self.modules():
             if isinstance(module, nn.Linear | nn.Embedding):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
@@ -377,9 +380,9 @@ class TransformerLM(nn.Module):
         return LMOutput(logits, loss)
 
 
-# The seed README's three sizes. How many parameters they have depends on the vocabulary: see the
-# table in notebook 05 (small ~5M and medium ~25M with a BPE vocabulary of 8k-10k tokens; large is
-# GPT-2 small's body, 85M parameters without the embeddings).
+# The course's three target sizes. How many parameters they have depends on the vocabulary: see
+# the table in notebook 05 (small ~5M with a BPE vocabulary of about 7k tokens, medium ~25M with
+# about 12k; large is GPT-2 small's body, 85M parameters without the embeddings).
 PRESETS = {
     "small": dict(d_model=256, num_layers=4, num_heads=4, d_ff=1024, max_seq_len=128),
     "medium": dict(d_model=512, num_layers=6, num_heads=8, d_ff=2048, max_seq_len=512),
