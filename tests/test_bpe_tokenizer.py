@@ -203,6 +203,19 @@ def test_train_bad_input():
         BPETokenizer(special_tokens=["<|endoftext|>", ""])
 
 
+def test_special_tokens_never_enter_training(shakespeare):
+    # Documents joined by <|endoftext|>: training must cut it out, as encode does, or it learns
+    # tokens such as "<|", "|>", "endoftext" and ".<|" that cross from a document into it.
+    docs = shakespeare[:50_000].split("\n\n")
+    text = "<|endoftext|>".join(docs)
+    tok = BPETokenizer().train(text, 456)
+    learned = tok.vocab[256 : 256 + len(tok.merges)]
+    assert not [t for t in learned if b"<|" in t or b"|>" in t or b"endoftext" in t]
+    assert tok.merges == train_bpe(docs, 456, GPT2_SPLIT_PATTERN)  # each document on its own
+    ids = tok.encode(text)
+    assert ids.count(tok.eos_token_id) == len(docs) - 1 and tok.decode(ids) == text
+
+
 def test_build_vocab_seed_api(shakespeare):
     texts = shakespeare[:20_000].split("\n\n")
     tok = BPETokenizer().build_vocab(texts, 300)

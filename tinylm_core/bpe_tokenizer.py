@@ -48,7 +48,7 @@ def train_bpe_reference(
     the smallest (left id, right id)) and rewrites every chunk. Returns the merges, in order, as
     {(left id, right id): new id}. Time grows like (number of merges) x (length of the text).
     """
-    # Pre-tokenization (section 5) cuts the text into chunks that merges may not cross;
+    # Pre-tokenization (section 4) cuts the text into chunks that merges may not cross;
     # without a pattern the whole text is one chunk.
     chunks = [
         list(c.encode("utf-8")) for c in (regex.findall(pattern, text) if pattern else [text])
@@ -85,9 +85,12 @@ ENDOFTEXT = "<|endoftext|>"  # GPT-2's document separator, also used as bos/eos
 
 
 def train_bpe(
-    text: str, vocab_size: int, pattern: str | None = None, verbose: bool = False
+    text: str | list[str], vocab_size: int, pattern: str | None = None, verbose: bool = False
 ) -> dict[tuple[int, int], int]:
     """Learn vocab_size - 256 merges on `text`; same result as `train_bpe_reference`, much faster.
+
+    `text` may also be a list of texts (the pieces between special tokens): their chunks are
+    counted together, and no merge crosses from one text to the next.
 
     1. Pre-tokenize and count unique chunks: " the" may occur 5,000 times but is processed once,
        with weight 5,000.
@@ -97,13 +100,16 @@ def train_bpe(
        count has changed since it was pushed is stale and skipped (the fresh one was pushed too).
     Ties between equally frequent pairs go to the smallest (left id, right id), as in the reference.
     """
-    if not isinstance(text, str):
-        raise TypeError(f"train expects a str, got {type(text).__name__}")
+    texts = [text] if isinstance(text, str) else text
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"train expects a str or a list of str, got {type(text).__name__}")
     if not isinstance(vocab_size, int) or vocab_size < 256:
         raise ValueError(
             f"vocab_size must be an int >= 256 (the 256 byte tokens come first), got {vocab_size!r}"
         )
-    chunk_counts = Counter(regex.findall(pattern, text) if pattern else [text])
+    chunk_counts = Counter()
+    for t in texts:
+        chunk_counts.update(regex.findall(pattern, t) if pattern else [t])
     words = [list(chunk.encode("utf-8")) for chunk in chunk_counts]
     freqs = list(chunk_counts.values())
     counts = defaultdict(int)  # pair -> number of occurrences in the text
@@ -199,12 +205,18 @@ class BPETokenizer(Tokenizer):
         self._cache: dict[str, list[int]] = {}  # chunk -> ids; text repeats its words a lot
 
     def train(self, text: str, vocab_size: int, verbose: bool = False) -> "BPETokenizer":
-        """Learn merges until there are `vocab_size` tokens (special tokens come on top)."""
+        """Learn merges until there are `vocab_size` tokens (special tokens come on top).
+
+        As in `encode`, special-token strings are cut out of `text` first: no merge learns their
+        characters, and none crosses them.
+        """
+        if self._special_split is not None and isinstance(text, str):
+            text = self._special_split.split(text)[::2]  # the pieces between special tokens
         self._build(list(range(256)), train_bpe(text, vocab_size, self.pattern, verbose))
         return self
 
     def build_vocab(self, texts: str | Iterable[str], vocab_size: int) -> "BPETokenizer":
-        """The seed project's API: train on several texts, joined by newlines."""
+        """The same build_vocab API as CharTokenizer in lesson 03; texts are joined by newlines."""
         return self.train(texts if isinstance(texts, str) else "\n".join(texts), vocab_size)
 
     def _encode_chunk(self, chunk: str) -> list[int]:
