@@ -107,16 +107,27 @@ def test_download_replaces_a_corrupted_cached_file(server, cache):
     assert download(f"{url}/f.txt", sha(b"good"), "f.txt").read_bytes() == b"good"
 
 
-@pytest.mark.parametrize("missing", ["server gone", "404"])
-def test_download_unreachable(server, cache, missing):
+def test_download_unreachable(server, cache):
     root, url, stop = server
-    if missing == "server gone":
-        (root / "f.txt").write_bytes(b"x")
-        stop()
+    (root / "f.txt").write_bytes(b"x")
+    stop()
     with pytest.raises(ConnectionError, match="could not download") as info:
         download(f"{url}/f.txt", sha(b"x"), "f.txt")
     assert str(cache / "f.txt") in str(info.value)  # says where to put the file by hand
     assert not cache.exists() or leftovers(cache) == []
+
+
+def test_http_error_names_status_and_url_and_is_not_offline(server, cache):
+    _, url, _ = server  # the server runs but holds no file: it answers 404
+    with pytest.raises(RuntimeError, match="HTTP 404") as info:
+        download(f"{url}/f.txt", sha(b"x"), "f.txt")
+    assert f"{url}/f.txt" in str(info.value)
+    assert not isinstance(info.value, ConnectionError)
+    assert not cache.exists() or leftovers(cache) == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning: a 404 is not "offline"
+        with pytest.raises(RuntimeError, match="HTTP 404"):
+            load_corpus("tinyshakespeare", url=f"{url}/input.txt")
 
 
 def test_load_corpus_downloads_tinyshakespeare(server, cache):

@@ -54,7 +54,8 @@ def download(url: str, sha256: str, relative_path: str, timeout: float = 30.0) -
     The bytes go to a temporary file in the same folder, which is renamed into place only after
     the checksum matches: the cache never holds a partial or wrong file. A cached file with the
     right checksum is reused without touching the network.
-    Raises ConnectionError when the server cannot be reached, ValueError on a checksum mismatch.
+    Raises ConnectionError when the server cannot be reached, RuntimeError when it answers with
+    an HTTP error status (404, 500, ...), ValueError on a checksum mismatch.
     """
     target = cache_dir() / relative_path
     if target.is_file() and _sha256(target) == sha256:
@@ -66,7 +67,14 @@ def download(url: str, sha256: str, relative_path: str, timeout: float = 30.0) -
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
                 while block := response.read(1 << 20):
                     f.write(block)
-        except (urllib.error.URLError, OSError) as e:
+        except urllib.error.HTTPError as e:  # the server answered, with an error status
+            e.close()  # the error response holds the connection open: release it
+            raise RuntimeError(
+                f"could not download {url}: the server answered HTTP {e.code} ({e.reason}). "
+                "This is not a network problem: check the URL, or try again later if the"
+                " server is failing (5xx)"
+            ) from e
+        except (urllib.error.URLError, OSError) as e:  # no answer: offline, DNS, timeout
             raise ConnectionError(
                 f"could not download {url} ({e}); check your network connection, or copy the "
                 f"file to {target} by hand"
