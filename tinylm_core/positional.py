@@ -71,7 +71,9 @@ class LearnedPositionalEncoding(nn.Module):
         super().__init__()
         self.max_seq_len = max_seq_len
         self.d_model = d_model
-        self.weight = nn.Parameter(torch.randn(max_seq_len, d_model) * 0.02)  # GPT-2's init scale
+        # std 0.02: the initializer_range of Hugging Face's GPT-2 and of nanoGPT (OpenAI's
+        # original GPT-2 code used 0.01 for wpe)
+        self.weight = nn.Parameter(torch.randn(max_seq_len, d_model) * 0.02)
 
     def forward(self, x, offset=0):
         """x: (B, T, C) -> x + weight[offset : offset + T]."""
