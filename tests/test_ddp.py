@@ -34,7 +34,9 @@ WORKER = textwrap.dedent(
         output_dir=out, log_interval=1, progress=False, learning_rate=1e-2, warmup_steps=1,
     )
     trainer.train(max_steps=4)
-    print("rank", trainer.rank, "of", trainer.world_size, "val", trainer.history[-1]["val_loss"])
+    # one write per line: both ranks share the pipe, and print() writes its pieces separately
+    sys.stdout.write(f"rank {trainer.rank} of {trainer.world_size} val "
+                     f"{trainer.history[-1]['val_loss']}\\n")
     if trainer.ddp:
         torch.distributed.destroy_process_group()
     """
