@@ -10,16 +10,18 @@ TORCH ?= torch
 PIP_TORCH_ARGS ?=
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-dev
+LAB_STAMP := $(VENV)/.installed-course
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 
-.PHONY: lab demo test test-package test-notebooks lint format export bench student grade clean help
+.PHONY: lab demo stats test test-package test-notebooks lint format export bench student grade clean help
 
 help:
 	@echo "make lab     create .venv, install, open JupyterLab on notebooks/"
 	@echo "make demo    train the recommended model on Tiny Shakespeare (~2 min on a laptop CPU), print samples"
 	@echo "make test    create/update .venv, then ruff, pytest on tests/ and nbval on notebooks/"
-	@echo "make export  regenerate tinylm_core/ from the notebooks"
+	@echo "make export  regenerate tinylm_core/ from the notebooks (tools/export.py)"
+	@echo "make stats   sizes of exported cells, modules and classes (tools/cell_stats.py)"
 	@echo "make format  apply ruff's formatting to package, tests and notebooks"
 	@echo "make bench   run the speed benchmarks in bench/ (slow; prints figures and ratios)"
 	@echo "make student write the student edition (no solutions) to build/student/ (see TEACHING.md)"
@@ -29,27 +31,33 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 
-# Reinstall when the project's dependencies change.
+# Reinstall when the project's dependencies change. The library needs torch, numpy, regex and tqdm;
+# the course extra adds JupyterLab and matplotlib, the dev extra the test and lint tools.
+$(LAB_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install $(PIP_TORCH_ARGS) "$(TORCH)"
+	$(PY) -m pip install -e ".[course]"
+	touch $(LAB_STAMP)
+
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install $(PIP_TORCH_ARGS) "$(TORCH)"
 	$(PY) -m pip install -e ".[dev]"
-	touch $(STAMP)
+	touch $(STAMP) $(LAB_STAMP)
 
 # Jupyter refuses to run as root (containers, cloud shells) unless told it may.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 
-lab: $(STAMP)
+lab: $(LAB_STAMP)
 	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks/
 
 # The recommended character-level recipe (RECIPES["shakespeare-char"], notebook 08), then one sample
-# per decoding strategy. Offline, load_corpus warns and trains on its fallback corpus instead.
+# per decoding strategy. Tiny Shakespeare ships in data/, so this works offline.
 # Extra flags go to the two commands, e.g. make demo DEMO_TRAIN_ARGS="--max-steps 500".
 DEMO_OUT ?= runs/demo
 DEMO_PROMPT ?= ROMEO:
 DEMO_TRAIN_ARGS ?=
 DEMO_GENERATE_ARGS ?=
 
-demo: $(STAMP)
+demo: $(LAB_STAMP)
 	$(PY) -m tinylm_core train --recipe shakespeare-char --out $(DEMO_OUT) $(DEMO_TRAIN_ARGS)
 	@for strategy in greedy top-k top-p beam; do \
 		echo; echo "==== $$strategy ===="; \
@@ -60,12 +68,12 @@ demo: $(STAMP)
 test: $(STAMP) lint test-package test-notebooks
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tinylm_core tests bench notebooks
-	$(VENV)/bin/ruff format --check tinylm_core tests bench notebooks
+	$(VENV)/bin/ruff check tinylm_core tests bench notebooks tools
+	$(VENV)/bin/ruff format --check tinylm_core tests bench notebooks tools
 
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix tinylm_core tests bench notebooks
-	$(VENV)/bin/ruff format tinylm_core tests bench notebooks
+	$(VENV)/bin/ruff check --fix tinylm_core tests bench notebooks tools
+	$(VENV)/bin/ruff format tinylm_core tests bench notebooks tools
 
 test-package: $(STAMP)
 	$(PY) -m pytest tests
@@ -75,8 +83,12 @@ test-notebooks: $(STAMP)
 	TINYLM_TEST_MODE=1 $(PY) -m pytest --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p no:cacheprovider $(NOTEBOOKS)
 
+# The sizes issue 12 set: exported cells, modules and classes.
+stats: $(STAMP)
+	$(PY) tools/cell_stats.py
+
 export: $(STAMP)
-	$(PY) -m tinylm_core._export
+	$(PY) tools/export.py
 
 bench: $(STAMP)
 	for f in bench/*.py; do $(PY) $$f || exit 1; done
@@ -84,11 +96,11 @@ bench: $(STAMP)
 # Classroom (TEACHING.md): the student edition, and the autograder. STUDENT may name several folders;
 # GRADE_ARGS passes options, e.g. GRADE_ARGS="--timeout 300 --full".
 student: $(STAMP)
-	$(PY) -m tinylm_core._classroom student --out build/student
+	$(PY) tools/classroom.py student --out build/student
 
 grade: $(STAMP)
 	@test -n "$(STUDENT)" || { echo "usage: make grade STUDENT=path/to/student/work"; exit 2; }
-	$(PY) -m tinylm_core._classroom grade $(STUDENT) --out build/grades $(GRADE_ARGS)
+	$(PY) tools/classroom.py grade $(STUDENT) --out build/grades $(GRADE_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

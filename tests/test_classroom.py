@@ -14,8 +14,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from tinylm_core import _classroom
-from tinylm_core._classroom import ClassroomError, build_student, find_exercises, grade_student
+from tools import classroom as _classroom
+from tools.classroom import ClassroomError, build_student, find_exercises, grade_student
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 5.0  # seconds per cell: the infinite loop below costs this once; trivial cells take ms
@@ -60,6 +60,7 @@ def _make_course(root: Path) -> Path:
     (root / "tests").mkdir()
     (root / "pkg").mkdir()
     (root / "pkg" / "_tool.py").write_text('"""A hand-written module, shipped as is."""\n')
+    (root / "pkg" / "__init__.py").write_text("from .demo import square\n")  # hand-written too
     (root / "tests" / "test_demo.py").write_text(
         "from tinylm_core.demo import square\n\n\ndef test_square():\n    assert square(5) == 25\n"
     )

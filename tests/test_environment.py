@@ -19,8 +19,9 @@ def _split(requirement: str) -> tuple[str, str]:
 
 def _pyproject() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["dev"]
-    return dict(_split(r) for r in requirements)
+    extras = project["optional-dependencies"]
+    requirements = project["dependencies"] + extras["course"] + extras["dev"]
+    return dict(_split(r) for r in requirements if not r.startswith("tinylm_core["))
 
 
 def _environment_yml() -> dict[str, str]:

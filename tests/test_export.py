@@ -1,13 +1,14 @@
 """The package is generated from the notebooks: check they agree, and that the exporter refuses bad input."""
 
+import ast
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tinylm_core import _export
-from tinylm_core._export import ExportError, plan_export, write_plan
+from tools import export as _export
+from tools.export import ExportError, plan_export, write_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob(_export.NOTEBOOK_GLOB))
@@ -16,21 +17,16 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob(_export.NOTEBOOK_GLOB))
 def test_committed_package_matches_notebooks(tmp_path):
     """Re-export into a temporary package and compare with what is committed."""
     package = ROOT / "tinylm_core"
-    scratch = tmp_path / "tinylm_core"
-    scratch.mkdir()
-    for generated in package.glob("*.py"):
-        shutil.copy(generated, scratch / generated.name)
-    plan = plan_export(package_dir=scratch)
-    problems = []
-    for path, text in plan.items():
+    problems = [
+        f"tinylm_core/{p.name} is generated but no notebook exports it any more; git rm it"
+        for p in _export.stale_modules()
+    ]
+    for path, text in plan_export(package_dir=tmp_path).items():
         committed = package / path.name
-        if text is None:
-            problems.append(f"{committed.name} is generated but no notebook exports it any more")
-        elif not committed.exists():
-            problems.append(f"{committed.name} is missing")
+        if not committed.exists():
+            problems.append(f"tinylm_core/{committed.name} is missing")
         elif committed.read_text(encoding="utf-8") != text:
-            source = _export.HEADER_RE.match(text)
-            origin = source.group(1) if source else "the modules' __all__ lists"
+            origin = _export.HEADER_RE.match(text).group(1)
             problems.append(f"tinylm_core/{committed.name} differs from what {origin} exports")
     assert not problems, "run `make export` and commit:\n" + "\n".join(problems)
 
@@ -45,18 +41,20 @@ def test_generated_modules_have_header_and_all():
         text = module.render()
         assert text.startswith(f"# This file is generated from {module.notebook}")
         assert "Do not edit it: edit the notebook" in text
-        namespace: dict = {}
+        namespace: dict = {"__name__": f"tinylm_core.{module.name}", "__package__": "tinylm_core"}
         exec(compile(text, module.name, "exec"), namespace)
         assert namespace["__all__"] == module.public_names()
         assert all(not n.startswith("_") and n in namespace for n in namespace["__all__"])
 
 
-def test_public_api_is_reexported_from_package():
+def test_curated_public_api():
+    """`tinylm_core.__all__` is a short list chosen by hand; every name in it exists."""
     import tinylm_core
 
-    for module in _export.collect(NOTEBOOKS).values():
-        for name in module.public_names():
-            assert hasattr(tinylm_core, name), f"tinylm_core.{name} (from {module.name}) missing"
+    assert 15 <= len(tinylm_core.__all__) <= 30, "the public API is meant to stay small"
+    assert len(set(tinylm_core.__all__)) == len(tinylm_core.__all__)
+    for name in tinylm_core.__all__:
+        assert getattr(tinylm_core, name) is not None, f"tinylm_core.{name} missing"
 
 
 # --- the exporter itself, on small notebooks written here ---------------------------------------
@@ -101,11 +99,64 @@ def test_export_copies_cells_in_order_without_directives(workspace):
     exec(text, namespace)
     assert namespace["__all__"] == ["area", "PUBLIC"]
     assert namespace["area"](1) == pytest.approx(3.14159, rel=1e-5)
-    init = (package / "__init__.py").read_text()
-    assert "from .demo import area, PUBLIC" in init
+    assert not (package / "__init__.py").exists(), "__init__.py is written by hand"
+    assert "# cell 3\nimport math" in text, "each piece names the notebook cell it came from"
 
 
-def test_export_to_named_module_and_stale_module_removed(workspace):
+def test_methods_added_across_cells_land_in_the_class_body(workspace):
+    notebooks, package = workspace
+    _notebook(
+        notebooks / "01_demo.ipynb",
+        "#| default_exp demo",
+        '#| export\nclass Counter:\n    """Counts."""\n\n    def __init__(self):\n'
+        "        self.n = 0\n\n\ndef helper():\n    return 1",
+        "Counter().n  # a check between the cells, not exported",
+        "#| export\n# why add exists\n@add_to_class(Counter)\ndef add(self, k=1):\n"
+        "    self.n += k\n    return self\n\n\nLIMIT = 3",
+        "#| export\n@add_to_class(Counter)\n@property\ndef double(self):\n    return 2 * self.n",
+    )
+    write_plan(plan_export(package_dir=package))
+    text = (package / "demo.py").read_text()
+    assert "add_to_class" not in text
+    tree = ast.parse(text)
+    counter = next(n for n in tree.body if isinstance(n, ast.ClassDef))
+    assert [f.name for f in counter.body if isinstance(f, ast.FunctionDef)] == [
+        "__init__",
+        "add",
+        "double",
+    ]
+    assert text.index("# why add exists") < text.index("def add") < text.index("def helper")
+    namespace: dict = {}
+    exec(text, namespace)
+    assert namespace["__all__"] == ["Counter", "helper", "LIMIT"]
+    assert namespace["Counter"]().add(2).double == 4
+
+
+def test_method_for_an_unknown_class_is_refused(workspace):
+    notebooks, package = workspace
+    _notebook(
+        notebooks / "01_demo.ipynb",
+        "#| default_exp demo",
+        "#| export\n@add_to_class(Missing)\ndef f(self):\n    return 1",
+    )
+    with pytest.raises(ExportError, match="no earlier exported cell"):
+        plan_export(package_dir=package)
+
+
+def test_exporter_without_notebooks_is_an_error_and_changes_nothing(tmp_path, monkeypatch, capsys):
+    """Run from an installed package or the wrong folder: a clear error, no file touched."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    module = package / "attention.py"
+    module.write_text(_export.HEADER.format(notebook="notebooks/01_attention.ipynb"))
+    monkeypatch.setattr(_export, "NOTEBOOK_DIR", tmp_path / "notebooks")
+    monkeypatch.setattr(_export, "PACKAGE_DIR", package)
+    assert _export.main([]) == 1
+    assert "no notebooks matching" in capsys.readouterr().err
+    assert [p.name for p in package.iterdir()] == ["attention.py"]
+
+
+def test_export_to_named_module_and_stale_module_kept(workspace, monkeypatch, capsys):
     notebooks, package = workspace
     (package / "gone.py").write_text(_export.HEADER.format(notebook="notebooks/09_old.ipynb"))
     (package / "handwritten.py").write_text("VALUE = 1\n")
@@ -115,10 +166,13 @@ def test_export_to_named_module_and_stale_module_removed(workspace):
         "#| export\ndef f():\n    return 1",
         "#| export extra\ndef g():\n    return 2",
     )
-    write_plan(plan_export(package_dir=package))
+    monkeypatch.setattr(_export, "PACKAGE_DIR", package)
+    assert _export.main([]) == 0
     assert "def g" in (package / "extra.py").read_text()
     assert "def g" not in (package / "demo.py").read_text()
-    assert not (package / "gone.py").exists()
+    assert (package / "gone.py").exists(), "the exporter never deletes a file"
+    assert "stale: " in capsys.readouterr().out
+    assert _export.stale_modules(package) == [package / "gone.py"]
     assert (package / "handwritten.py").exists(), "hand-written files are never touched"
 
 
@@ -155,7 +209,7 @@ def test_partial_export_writes_only_named_notebook(workspace):
     first = _notebook(notebooks / "01_a.ipynb", "#| default_exp a", "#| export\nA = 1")
     _notebook(notebooks / "02_b.ipynb", "#| default_exp b", "#| export\nB = 1")
     write_plan(plan_export([first], package_dir=package))
-    assert sorted(p.name for p in package.iterdir()) == ["__init__.py", "a.py"]
+    assert sorted(p.name for p in package.iterdir()) == ["a.py"]
     # a partial export may not take a module that another notebook owns
     _notebook(notebooks / "03_c.ipynb", "#| default_exp b", "#| export\nC = 1")
     with pytest.raises(ExportError, match="claimed by both"):

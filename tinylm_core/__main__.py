@@ -7,16 +7,18 @@ import argparse
 import importlib
 import sys
 
+from tinylm_core import __version__
+
 # command -> (module, one-line help, example)
 COMMANDS = {
     "train": (
-        "tinylm_core.training",
+        "tinylm_core.cli",
         "train a model on a corpus and write checkpoints",
         "python -m tinylm_core train --corpus tinyshakespeare --tokenizer char --preset small "
         "--max-steps 2000 --out runs/shakespeare",
     ),
     "generate": (
-        "tinylm_core.generation",
+        "tinylm_core.generate_cli",
         "generate text from a checkpoint, streaming to the terminal",
         'python -m tinylm_core generate --checkpoint runs/shakespeare --prompt "ROMEO:" '
         "--strategy top-p --max-new-tokens 200",
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"examples:\n{examples}\n\n`python -m tinylm_core COMMAND --help` explains each flag.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"tinylm_core {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text, example) in COMMANDS.items():
         module = importlib.import_module(module_name)

@@ -4,6 +4,7 @@
 __all__ = ["scaled_dot_product_attention", "Linear", "MultiHeadAttention"]
 
 
+# cell 28
 import math
 
 import torch
@@ -60,6 +61,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, is_causal=Fa
     return weights @ v, weights  # (..., Tq, Dv), (..., Tq, Tk)
 
 
+# cell 34
 class Linear(nn.Linear):
     """nn.Linear (same parameters, same state_dict) that is faster on a handful of rows.
 
@@ -85,6 +87,7 @@ class Linear(nn.Linear):
         return y.T.contiguous().view(*x.shape[:-1], self.out_features)  # (..., out)
 
 
+# cell 37
 class MultiHeadAttention(nn.Module):
     """Multi-head self-attention over (B, T, C), with an optional causal mask.
 

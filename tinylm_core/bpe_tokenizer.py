@@ -12,6 +12,7 @@ __all__ = [
 ]
 
 
+# cell 5
 import heapq
 import json
 from collections import Counter, defaultdict
@@ -25,6 +26,7 @@ from tinylm_core.char_tokenizer import Tokenizer
 from tinylm_core.data import gpt2_vocab_files
 
 
+# cell 11
 def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """Replace every non-overlapping occurrence of `pair` in `ids` (left to right) by `new_id`."""
     a, b = pair
@@ -39,6 +41,7 @@ def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     return out
 
 
+# cell 14
 def train_bpe_reference(
     text: str, vocab_size: int, pattern: str | None = None
 ) -> dict[tuple[int, int], int]:
@@ -68,6 +71,7 @@ def train_bpe_reference(
     return merges
 
 
+# cell 19
 # GPT-2's pre-tokenizer: contractions, runs of letters, of digits, of other symbols, each with one
 # optional leading space, and whitespace. Merges never cross these chunk boundaries.
 GPT2_SPLIT_PATTERN = (
@@ -81,9 +85,11 @@ GPT4_SPLIT_PATTERN = (
 SPLIT_PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
 
 
+# cell 24
 ENDOFTEXT = "<|endoftext|>"  # GPT-2's document separator, also used as bos/eos
 
 
+# cell 27
 def train_bpe(
     text: str | list[str], vocab_size: int, pattern: str | None = None, verbose: bool = False
 ) -> dict[tuple[int, int], int]:
@@ -157,6 +163,7 @@ def train_bpe(
     return merges
 
 
+# cell 34
 _NO_MERGE = 1 << 62  # the "rank" of a pair that is not a merge: larger than any id
 
 
@@ -353,6 +360,7 @@ class BPETokenizer(Tokenizer):
         return tok
 
 
+# cell 45
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's printable stand-in character for each byte, as used in its vocabulary files.
 

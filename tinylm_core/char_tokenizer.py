@@ -4,6 +4,7 @@
 __all__ = ["Tokenizer", "CharTokenizer"]
 
 
+# cell 20
 import json
 from collections.abc import Iterable
 from pathlib import Path

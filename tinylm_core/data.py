@@ -14,6 +14,7 @@ __all__ = [
 ]
 
 
+# cell 5
 import hashlib
 import os
 import urllib.error
@@ -48,6 +49,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# cell 6
 def download(url: str, sha256: str, relative_path: str, timeout: float = 30.0) -> Path:
     """Fetch `url` into cache_dir()/relative_path once, check its sha256 and return the path.
 
@@ -91,6 +93,7 @@ def download(url: str, sha256: str, relative_path: str, timeout: float = 30.0) -
     return target
 
 
+# cell 10
 def _fallback_corpus() -> str:
     # The Python language reference that ships with every Python, as plain text.
     from pydoc_data.topics import topics
@@ -128,6 +131,7 @@ def load_corpus(name_or_path: str | os.PathLike, url: str | None = None) -> str:
     return path.read_text(encoding="utf-8")
 
 
+# cell 11
 def gpt2_vocab_files(base_url: str = GPT2_BASE_URL) -> tuple[Path, Path]:
     """Paths of GPT-2's `vocab.bpe` and `encoder.json` in the cache, downloaded (and checked) once."""
     vocab_bpe, encoder_json = (

@@ -13,6 +13,7 @@ __all__ = [
 ]
 
 
+# cell 11
 import argparse
 import codecs
 import sys
@@ -24,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 
+# cell 12
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Divide logits by `temperature`: < 1 sharpens the distribution, > 1 flattens it.
 
@@ -38,6 +40,7 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return logits if temperature == 1 else logits / temperature
 
 
+# cell 18
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     """Keep the `k` largest logits (and every logit tied with the k-th), set the rest to -inf.
 
@@ -55,6 +58,7 @@ def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     return logits.masked_fill(logits < kth_largest, float("-inf"))
 
 
+# cell 19
 def top_p_filter(logits: torch.Tensor, p: float | None) -> torch.Tensor:
     """Nucleus filter: keep the smallest set of most likely tokens whose probability reaches `p`.
 
@@ -77,6 +81,7 @@ def top_p_filter(logits: torch.Tensor, p: float | None) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+# cell 24
 def apply_repetition_penalty(
     logits: torch.Tensor, previous_ids: torch.Tensor, penalty: float
 ) -> torch.Tensor:
@@ -94,6 +99,7 @@ def apply_repetition_penalty(
     return logits.scatter(-1, previous_ids, seen)
 
 
+# cell 31
 class _TextStreamer:
     """Turns new token ids into text pieces, never splitting a multi-byte UTF-8 character.
 
@@ -123,6 +129,7 @@ class _TextStreamer:
         return self.utf8.decode(b"", final=True) if self.byte_level else ""
 
 
+# cell 33
 class _ContextWindow:
     """Feeds the model a growing sequence, cropped to `max_seq_len`, with or without a KV cache.
 
@@ -159,6 +166,7 @@ class _ContextWindow:
             self.cache.reorder(index)
 
 
+# cell 35
 @dataclass
 class GenerationOutput:
     """What `Generator.generate(..., return_dict=True)` returns.
@@ -180,6 +188,7 @@ class GenerationOutput:
         return self.finish_reasons[0]
 
 
+# cell 36
 class Generator:
     """Turns a trained TransformerLM into text: greedy, sampling (temperature, top-k, top-p), beam
     search, streaming. `tokenizer` may be None when you work with token ids only.
@@ -627,6 +636,7 @@ class Generator:
             raise ValueError(f"{what} needs a tokenizer: Generator(model, tokenizer)")
 
 
+# cell 50
 _STRATEGIES = ("greedy", "sample", "top-k", "top-p", "beam")
 
 

@@ -10,6 +10,7 @@ __all__ = [
 ]
 
 
+# cell 35
 import re
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def _gpt2_key_map(num_layers):
     return pairs
 
 
+# cell 38
 _IGNORED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)$")  # causal-mask buffers, rebuilt by us
 
 
@@ -113,6 +115,7 @@ def _from_gpt2_state_dict(cls, state_dict, num_heads=None):
 TransformerLM.from_gpt2_state_dict = classmethod(_from_gpt2_state_dict)
 
 
+# cell 42
 # The public 124M checkpoint, pinned to one revision of the Hub repository so that the bytes (and
 # so the checksums) never change. The sha256 values are those the Hub publishes for these files
 # (their Git LFS object ids); a download is kept only if it matches.
@@ -144,6 +147,7 @@ def download_gpt2_checkpoint(filename=None, base_url=GPT2_CHECKPOINT_BASE_URL) -
     return download(url, GPT2_CHECKPOINT_FILES[filename], f"gpt2/{filename}")
 
 
+# cell 43
 def load_gpt2_checkpoint(path) -> dict:
     """The state dict in a GPT-2 checkpoint: a `model.safetensors` or `pytorch_model.bin` file, or a
     folder holding one (model.safetensors first when the safetensors package is installed)."""

@@ -13,6 +13,7 @@ __all__ = [
 ]
 
 
+# cell 6
 import math
 from dataclasses import dataclass, fields
 
@@ -28,6 +29,7 @@ from tinylm_core.positional import (
 )
 
 
+# cell 7
 @dataclass
 class ModelConfig:
     """Hyper-parameters of a `TransformerLM`. The defaults are the course's "small" preset."""
@@ -89,6 +91,7 @@ class ModelConfig:
         return cls(vocab_size=vocab_size, **{**PRESETS[name], **overrides})
 
 
+# cell 18
 class FeedForward(nn.Module):
     """Position-wise MLP: widen to d_ff, non-linearity, project back (GPT-2's c_fc and c_proj)."""
 
@@ -108,6 +111,7 @@ class FeedForward(nn.Module):
         return self.dropout(self.proj(h))  # (B, T, C)
 
 
+# cell 22
 class TransformerBlock(nn.Module):
     """Pre-norm decoder block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
@@ -132,6 +136,7 @@ class TransformerBlock(nn.Module):
         return x  # (B, T, C)
 
 
+# cell 27
 def _select_rows(buffer: torch.Tensor, index: torch.Tensor, length: int) -> torch.Tensor:
     """buffer[index] over positions 0..length-1 of dim 2, in a new buffer as long as the old one."""
     out = buffer.new_empty((len(index), *buffer.shape[1:]))  # (B', H, max_len, head_dim)
@@ -219,6 +224,7 @@ class KVCache:
         self.crop(0)
 
 
+# cell 30
 @dataclass
 class LMOutput:
     """What `TransformerLM.forward` returns. `out["logits"]` works too, as with the original
@@ -233,6 +239,7 @@ class LMOutput:
         return getattr(self, key)
 
 
+# cell 31
 class TransformerLM(nn.Module):
     """Decoder-only transformer language model (GPT-2 layout, pre-norm, tied embeddings)."""
 
@@ -380,6 +387,7 @@ class TransformerLM(nn.Module):
         return LMOutput(logits, loss)
 
 
+# cell 43
 # The course's three target sizes. How many parameters they have depends on the vocabulary: see
 # the table in notebook 05 (small ~5M with a BPE vocabulary of about 7k tokens, medium ~25M with
 # about 12k; large is GPT-2 small's body, 85M parameters without the embeddings).

@@ -4,6 +4,7 @@
 __all__ = ["SinusoidalPositionalEncoding", "LearnedPositionalEncoding", "RotaryEmbedding"]
 
 
+# cell 7
 import math
 
 import torch
@@ -24,6 +25,7 @@ def _check_offset(offset):
         )
 
 
+# cell 9
 def _sinusoidal(positions, d_model):
     """PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(p / 10000^(2i/d)) for positions (T,)."""
     inv_freq = torch.exp(
@@ -64,6 +66,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         return x + pe.to(x.dtype)
 
 
+# cell 19
 class LearnedPositionalEncoding(nn.Module):
     """Adds a trained vector per position (GPT-2's wpe). Defined only for positions < max_seq_len."""
 
@@ -89,6 +92,7 @@ class LearnedPositionalEncoding(nn.Module):
         return x + self.weight[offset : offset + T]  # (B, T, C)
 
 
+# cell 22
 def _rotate_half(x):
     """(x1, x2) -> (-x2, x1) on the two halves of the last axis: a 90 degree turn of each pair."""
     x1, x2 = x.chunk(2, dim=-1)

@@ -22,6 +22,7 @@ __all__ = [
 ]
 
 
+# cell 5
 import itertools
 import json
 import math
@@ -54,6 +55,7 @@ from tinylm_core.data import load_corpus
 from tinylm_core.model import ModelConfig, TransformerLM
 
 
+# cell 9
 class TokenWindowDataset(Dataset):
     """Windows of `block_size` + 1 consecutive tokens cut from one long token stream.
 
@@ -99,6 +101,7 @@ class TokenWindowDataset(Dataset):
         return train, val
 
 
+# cell 14
 class TextDataset(Dataset):
     """A list of documents, each encoded once and cut to at most `max_length` + 1 tokens.
 
@@ -149,6 +152,7 @@ def collate_fn(batch, pad_token_id=0):
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+# cell 19
 def configure_optimizer(model, learning_rate, weight_decay=0.1, betas=(0.9, 0.95)):
     """AdamW that decays only matrices (linear weights, embeddings), never biases or norm gains.
 
@@ -167,6 +171,7 @@ def configure_optimizer(model, learning_rate, weight_decay=0.1, betas=(0.9, 0.95
     return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
 
 
+# cell 22
 def get_cosine_schedule_with_warmup(
     optimizer, num_warmup_steps, num_training_steps, min_lr_ratio=0.0, last_epoch=-1
 ):
@@ -197,6 +202,7 @@ def get_cosine_schedule_with_warmup(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda, last_epoch)
 
 
+# cell 27
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
@@ -308,6 +314,7 @@ def load_checkpoint(path_or_dir, device="cpu"):
     return model, tokenizer, info
 
 
+# cell 32
 @dataclass
 class TrainingConfig:
     learning_rate: float = 3e-4
@@ -420,6 +427,7 @@ class _ResumableSampler(DistributedSampler):
         return self.num_samples - self.start
 
 
+# cell 33
 class Trainer:
     """Train a TransformerLM: AdamW, warmup + cosine schedule, clipping, eval, checkpoints, DDP.
 
@@ -773,6 +781,7 @@ class Trainer:
             self.history = kept
 
 
+# cell 46
 RECIPES = {
     # nanoGPT's CPU recipe for character-level Tiny Shakespeare (the README of karpathy/nanoGPT),
     # with its learned positions: the baseline that bench/train_speed.py compares against.

@@ -1,6 +1,6 @@
 """Classroom tooling: a student edition of the course without solutions, and an autograder.
 
-This file is written by hand (it is a tool, not a lesson), like `_export.py`, on which it builds.
+This file is written by hand (it is a tool, not a lesson), like `tools/export.py`, on which it builds.
 
 The exercise convention (nbgrader's markers, so teachers who use nbgrader can take the notebooks):
 
@@ -25,9 +25,9 @@ The exercise convention (nbgrader's markers, so teachers who use nbgrader can ta
   (`tests/test_<module>.py`, or the node ids named in a `#| tests tests/test_x.py::test_y` line at the
   top of the answer cell).
 
-    python -m tinylm_core._classroom check                 # validate the exercises in notebooks/
-    python -m tinylm_core._classroom student               # build/student/ (what `make student` runs)
-    python -m tinylm_core._classroom grade build/alice     # grade one student's work (`make grade`)
+    python tools/classroom.py check                 # validate the exercises in notebooks/
+    python tools/classroom.py student               # build/student/ (what `make student` runs)
+    python tools/classroom.py grade build/alice     # grade one student's work (`make grade`)
 
 Grading runs a copy of each student notebook that has exercises, in a fresh kernel, cell by cell (a
 per-cell timeout interrupts infinite loops; a crashed kernel is reported), with the check cells taken
@@ -55,7 +55,10 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from tinylm_core import _export
+try:
+    from . import export as _export  # imported as tools.classroom (the tests)
+except ImportError:
+    import export as _export  # run as `python tools/classroom.py`
 
 ROOT = _export.ROOT
 TESTS_DIR = ROOT / "tests"
@@ -80,9 +83,9 @@ STUDENT_README = """\
 The lesson notebooks are in `notebooks/`. Where a notebook says `Exercise N.M`, a cell raises
 `NotImplementedError("Exercise N.M: ...")`: replace that line with your answer, keep the cell where it
 is, and run the check cells below it. An answer in an `#| export` cell becomes part of the package
-`tinylm_core/` once you run `python -m tinylm_core._export`, and later lessons import it from there.
+`tinylm_core/` once you run `.venv/bin/python tools/export.py`, and later lessons import it from there.
 
-Set up once in this folder: `python -m venv .venv && .venv/bin/pip install -e .`, then
+Set up once in this folder: `python -m venv .venv && .venv/bin/pip install -e ".[dev]"`, then
 `.venv/bin/jupyter lab notebooks/`. Hand in this whole folder.
 """
 
@@ -312,23 +315,23 @@ def find_leaks(folder: Path, secrets: set[str]) -> list[str]:
 
 def build_package(notebooks: list[Path], package_dir: Path, handwritten: Path) -> None:
     """Export `notebooks` into a fresh `package_dir`, as `make export` would, plus the hand-written
-    modules (`_export.py`, `__main__.py`, ...) copied from the `handwritten` package folder."""
+    modules (`__init__.py`, `__main__.py`) copied from the `handwritten` package folder."""
     modules = _export.collect(notebooks)  # raises ExportError, naming the notebook and cell
     files = {
-        name: _export.Module(name, f"notebooks/{Path(m.notebook).name}", m.cells).render()
+        name: _export.Module(
+            name, f"notebooks/{Path(m.notebook).name}", m.cells, m.cell_numbers
+        ).render()
         for name, m in modules.items()
     }
-    init = _export.render_init(files)
     if package_dir.exists():
         shutil.rmtree(package_dir)
     package_dir.mkdir(parents=True)
     for source in sorted(handwritten.glob("*.py")):
         text = source.read_text(encoding="utf-8")
-        if source.name != "__init__.py" and not _export.HEADER_RE.match(text):
+        if not _export.HEADER_RE.match(text):
             (package_dir / source.name).write_text(text, encoding="utf-8")
     for name, text in files.items():
         (package_dir / f"{name}.py").write_text(text, encoding="utf-8")
-    (package_dir / "__init__.py").write_text(init, encoding="utf-8")
 
 
 def _fresh_folder(folder: Path, marker: str) -> None:
@@ -341,7 +344,7 @@ def _fresh_folder(folder: Path, marker: str) -> None:
             )
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / marker).write_text("written by python -m tinylm_core._classroom\n")
+    (folder / marker).write_text("written by python tools/classroom.py\n")
 
 
 def build_student(
@@ -366,8 +369,9 @@ def build_student(
     build_package(
         sorted((out / "notebooks").glob(_export.NOTEBOOK_GLOB)), out / "tinylm_core", package_dir
     )
-    for extra in ("pyproject.toml", "LICENSE"):
+    for extra in ("pyproject.toml", "LICENSE", "tools/export.py", "tools/__init__.py"):
         if (ROOT / extra).exists():
+            (out / extra).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / extra, out / extra)
     (out / "README.md").write_text(STUDENT_README, encoding="utf-8")
     # Text shipped from outside the notebooks (hand-written modules, pyproject.toml) is public;
@@ -708,7 +712,7 @@ def format_report(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tinylm_core._classroom",
+        prog="python tools/classroom.py",
         description="Student edition and autograder for the tinylm notebooks (see TEACHING.md).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
