@@ -40,7 +40,10 @@ def class_sizes(module: Path) -> list[tuple[str, int]]:
 
 
 def main() -> int:
-    cells = {nb.name: exported_cells(nb) for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    cells = {
+        nb.name: exported_cells(nb)
+        for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    }
     every = [n for sizes in cells.values() for n in sizes]
     print(f"{'notebook':32} cells  median  max")
     for name, sizes in cells.items():
@@ -51,13 +54,19 @@ def main() -> int:
     modules = sorted((ROOT / "tinylm_core").glob("*.py"))
     lengths = {m.name: len(m.read_text(encoding="utf-8").splitlines()) for m in modules}
     classes = [(f"{m.stem}.{c}", n) for m in modules for c, n in class_sizes(m)]
-    print("modules:", ", ".join(f"{k} {v}" for k, v in sorted(lengths.items(), key=lambda kv: -kv[1])))
+    print(
+        "modules:", ", ".join(f"{k} {v}" for k, v in sorted(lengths.items(), key=lambda kv: -kv[1]))
+    )
     top = sorted(classes, key=lambda c: -c[1])[:5]
     print("largest classes:", ", ".join(f"{c} {n}" for c, n in top))
-    problems = [f"exported cell of {largest} lines (limit {MAX_CELL})"] if largest > MAX_CELL else []
+    problems = (
+        [f"exported cell of {largest} lines (limit {MAX_CELL})"] if largest > MAX_CELL else []
+    )
     if median > MAX_MEDIAN:
         problems.append(f"median exported cell {median} lines (limit {MAX_MEDIAN})")
-    problems += [f"{k}: {v} lines (limit {MAX_MODULE})" for k, v in lengths.items() if v > MAX_MODULE]
+    problems += [
+        f"{k}: {v} lines (limit {MAX_MODULE})" for k, v in lengths.items() if v > MAX_MODULE
+    ]
     problems += [f"class {c}: {n} lines (limit {MAX_CLASS})" for c, n in classes if n > MAX_CLASS]
     for problem in problems:
         print("over the limit:", problem)

@@ -77,7 +77,11 @@ class Module:
             plain: list[str] = []
             for node in ast.parse(code).body:
                 owner, decorator = _patched_class(node)
-                start = (node.decorator_list[0].lineno if getattr(node, "decorator_list", None) else node.lineno) - 1
+                start = (
+                    node.decorator_list[0].lineno
+                    if getattr(node, "decorator_list", None)
+                    else node.lineno
+                ) - 1
                 if owner is None:
                     continue
                 plain.append((start, node.end_lineno, owner, decorator))
@@ -124,10 +128,10 @@ class Module:
                     if isinstance(node, ast.ClassDef):
                         defined[node.name] = index
         methods: dict[str, list[Piece]] = {}
-        for piece in pieces:
+        for index, piece in enumerate(pieces):
             if piece.owner is None:
                 continue
-            if piece.owner not in defined or defined[piece.owner] > pieces.index(piece):
+            if piece.owner not in defined or defined[piece.owner] > index:
                 raise ExportError(
                     f"{self.notebook}, cell {piece.cell}: @{PATCH_DECORATOR}({piece.owner}) adds "
                     f"to a class that no earlier exported cell of module '{self.name}' defines; "
@@ -136,7 +140,7 @@ class Module:
             methods.setdefault(piece.owner, []).append(piece)
         names = [f'"{n}"' for n in self.public_names()]
         parts = [HEADER.format(notebook=self.notebook) + "\n" + f"__all__ = [{', '.join(names)}]"]
-        for index, piece in enumerate(pieces):
+        for piece in pieces:
             if piece.owner is None:
                 parts.append(f"# cell {piece.cell}\n{_insert_methods(piece.code, methods)}")
         return _ruff_format("\n\n\n".join(parts) + "\n", f"tinylm_core/{self.name}.py")
@@ -149,7 +153,9 @@ def _insert_methods(code: str, methods: dict[str, list[Piece]]) -> str:
     for node in sorted(classes, key=lambda n: -n.end_lineno):  # from the bottom, so lines stay put
         added = []
         for method in methods[node.name]:
-            body = "\n".join(("    " + line) if line.strip() else "" for line in method.code.split("\n"))
+            body = "\n".join(
+                ("    " + line) if line.strip() else "" for line in method.code.split("\n")
+            )
             added += ["", f"    # cell {method.cell}", body]
         lines[node.end_lineno : node.end_lineno] = added
     return "\n".join(lines)
@@ -164,7 +170,9 @@ def _patched_class(node: ast.stmt) -> tuple[str | None, ast.expr | None]:
             and decorator.func.id == PATCH_DECORATOR
         ):
             if len(decorator.args) != 1 or not isinstance(decorator.args[0], ast.Name):
-                raise ExportError(f"@{PATCH_DECORATOR} takes one class name, e.g. @{PATCH_DECORATOR}(Trainer)")
+                raise ExportError(
+                    f"@{PATCH_DECORATOR} takes one class name, e.g. @{PATCH_DECORATOR}(Trainer)"
+                )
             if decorator is not node.decorator_list[0]:
                 raise ExportError(f"@{PATCH_DECORATOR}(...) must be the outermost decorator")
             return decorator.args[0].id, decorator
@@ -176,7 +184,11 @@ def _ruff_format(text: str, filename: str) -> str:
     try:
         done = subprocess.run(
             [sys.executable, "-m", "ruff", "format", "--stdin-filename", filename, "-"],
-            input=text, capture_output=True, text=True, cwd=ROOT, check=False,
+            input=text,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
         )
     except OSError as e:  # pragma: no cover - no Python to run
         raise ExportError(f"cannot run ruff to format {filename}: {e}") from e
@@ -289,7 +301,9 @@ def plan_export(
     modules = collect(chosen)
     if notebooks is not None:  # a partial export must not steal a module another notebook owns
         chosen_resolved = {p.resolve() for p in chosen}
-        collect(chosen + [p for p in everything if p.resolve() not in chosen_resolved and _safe_read(p)])
+        collect(
+            chosen + [p for p in everything if p.resolve() not in chosen_resolved and _safe_read(p)]
+        )
     return {package_dir / f"{name}.py": module.render() for name, module in modules.items()}
 
 
@@ -339,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     if not changed:
         print("tinylm_core is up to date with the notebooks")
     for path in stale:
-        print(f"stale: {_relative(path)} is generated but no notebook exports it; delete it (git rm)")
+        print(
+            f"stale: {_relative(path)} is generated but no notebook exports it; delete it (git rm)"
+        )
     return 0
 
 
