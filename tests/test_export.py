@@ -220,3 +220,43 @@ def test_main_reports_failure_without_traceback(workspace, capsys):
     _notebook(notebooks / "01_bad.ipynb", "#| export\nA = 1")
     assert _export.main([str(notebooks / "01_bad.ipynb")]) == 1
     assert "nothing written" in capsys.readouterr().err
+
+
+def test_notebooks_are_committed_as_jupyterlab_saves_them():
+    """Opening a lesson in JupyterLab must not mark it modified (kernel name, timing metadata)."""
+    for notebook in NOTEBOOKS:
+        text = notebook.read_text(encoding="utf-8")
+        assert text == _export.lab_saved_text(json.loads(text)), (
+            f"{notebook.name} is not saved as JupyterLab saves it; run `make export`"
+        )
+
+
+def test_wheel_holds_the_library_only(tmp_path):
+    """`pip install .` gives the library: no notebooks, no tools, no course-only dependencies."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("tinylm_core-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        metadata = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "tinylm_core/model.py" in names and "tinylm_core/__main__.py" in names
+    assert not [n for n in names if n.startswith(("tools/", "notebooks/", "tests/"))]
+    assert not [n for n in names if "export" in n or "classroom" in n]
+    required = [
+        line.split(":", 1)[1].strip()
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    ]
+    assert sorted(r.split(">")[0].split("=")[0] for r in required) == [
+        "numpy",
+        "regex",
+        "torch",
+        "tqdm",
+    ]

@@ -10,7 +10,7 @@ __all__ = [
 ]
 
 
-# cell 35
+# cell 37
 import re
 from pathlib import Path
 
@@ -25,6 +25,7 @@ except ImportError:
     _safetensors = None
 
 
+# cell 39
 def _gpt2_key_map(num_layers):
     """(our name, GPT-2's name, is a Conv1D weight to transpose) for every tensor we load."""
     pairs = [("token_embedding.weight", "wte.weight", False)]
@@ -49,20 +50,15 @@ def _gpt2_key_map(num_layers):
     return pairs
 
 
-# cell 38
+# cell 42
 _IGNORED = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)$")  # causal-mask buffers, rebuilt by us
 
 
-def _from_gpt2_state_dict(cls, state_dict, num_heads=None):
-    """A TransformerLM holding GPT-2's weights, from a state dict in the Hugging Face layout.
+def _gpt2_config(sd, num_heads=None) -> ModelConfig:
+    """GPT-2's sizes, read off the tensors' shapes in `sd` (hub names, no `transformer.` prefix).
 
-    Accepts both the hub files' names (`wte.weight`, `h.0.attn.c_attn.weight`, ...) and those of a
-    `GPT2LMHeadModel.state_dict()` (`transformer.` prefix, `lm_head.weight`). num_heads defaults to
-    d_model // 64, true of every GPT-2 size. Dropout is 0: the model is ready for inference.
+    num_heads is the one size no shape reveals: it defaults to d_model // 64, true of every GPT-2.
     """
-    if not isinstance(state_dict, dict):
-        raise TypeError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
-    sd = {k.removeprefix("transformer."): v for k, v in state_dict.items()}
     if "wte.weight" not in sd or "wpe.weight" not in sd:
         raise ValueError(
             "not a GPT-2 state dict: it has no 'wte.weight'/'wpe.weight' (first keys: "
@@ -72,12 +68,11 @@ def _from_gpt2_state_dict(cls, state_dict, num_heads=None):
     num_layers = len({k.split(".")[1] for k in sd if k.startswith("h.")})
     if num_layers == 0:
         raise ValueError("GPT-2 state dict has no transformer blocks ('h.0.*' tensors)")
-    num_heads = d_model // 64 if num_heads is None else num_heads
-    config = ModelConfig(
+    return ModelConfig(
         vocab_size=vocab_size,
         d_model=d_model,
         num_layers=num_layers,
-        num_heads=num_heads,
+        num_heads=d_model // 64 if num_heads is None else num_heads,
         d_ff=sd["h.0.mlp.c_fc.weight"].shape[1] if "h.0.mlp.c_fc.weight" in sd else 4 * d_model,
         max_seq_len=sd["wpe.weight"].shape[0],
         dropout=0.0,
@@ -86,18 +81,32 @@ def _from_gpt2_state_dict(cls, state_dict, num_heads=None):
         activation="gelu_tanh",  # GPT-2's "gelu_new"
         tie_weights=True,
     )
+
+
+# cell 44
+def _from_gpt2_state_dict(cls, state_dict, num_heads=None):
+    """A TransformerLM holding GPT-2's weights, from a state dict in the Hugging Face layout.
+
+    Accepts both the hub files' names (`wte.weight`, `h.0.attn.c_attn.weight`, ...) and those of a
+    `GPT2LMHeadModel.state_dict()` (`transformer.` prefix, `lm_head.weight`). Dropout is 0: the
+    model is ready for inference.
+    """
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"state_dict must be a dict of tensors, got {type(state_dict).__name__}")
+    sd = {k.removeprefix("transformer."): v for k, v in state_dict.items()}
+    config = _gpt2_config(sd, num_heads)
     model = cls(config=config)
     expected = model.state_dict()
     ours = {}
-    for our_key, key, conv1d in _gpt2_key_map(num_layers):
+    for our_key, key, conv1d in _gpt2_key_map(config.num_layers):
         if key not in sd:
             raise ValueError(f"GPT-2 state dict is missing {key!r} (needed for {our_key!r})")
         tensor = sd.pop(key)
         tensor = tensor.t() if conv1d else tensor  # Conv1D stores (in, out), nn.Linear (out, in)
         if tensor.shape != expected[our_key].shape:
             raise ValueError(
-                f"{key!r} has shape {tuple(tensor.shape)}, expected "
-                f"{tuple(expected[our_key].shape)} for {our_key!r}; is num_heads={num_heads} right?"
+                f"{key!r} has shape {tuple(tensor.shape)}, expected {tuple(expected[our_key].shape)}"
+                f" for {our_key!r}; is num_heads={config.num_heads} right?"
             )
         ours[our_key] = tensor
     head = sd.pop("lm_head.weight", None)
@@ -115,7 +124,7 @@ def _from_gpt2_state_dict(cls, state_dict, num_heads=None):
 TransformerLM.from_gpt2_state_dict = classmethod(_from_gpt2_state_dict)
 
 
-# cell 42
+# cell 48
 # The public 124M checkpoint, pinned to one revision of the Hub repository so that the bytes (and
 # so the checksums) never change. The sha256 values are those the Hub publishes for these files
 # (their Git LFS object ids); a download is kept only if it matches.
@@ -147,7 +156,7 @@ def download_gpt2_checkpoint(filename=None, base_url=GPT2_CHECKPOINT_BASE_URL) -
     return download(url, GPT2_CHECKPOINT_FILES[filename], f"gpt2/{filename}")
 
 
-# cell 43
+# cell 49
 def load_gpt2_checkpoint(path) -> dict:
     """The state dict in a GPT-2 checkpoint: a `model.safetensors` or `pytorch_model.bin` file, or a
     folder holding one (model.safetensors first when the safetensors package is installed)."""
@@ -190,6 +199,7 @@ def load_gpt2_checkpoint(path) -> dict:
     return state_dict
 
 
+# cell 51
 def load_gpt2(path=None, num_heads=None) -> TransformerLM:
     """GPT-2 as a TransformerLM: from a checkpoint file or folder, or the cached 124M download."""
     path = download_gpt2_checkpoint() if path is None else path

@@ -22,7 +22,9 @@ Everything is checked before anything is written: a syntax error, two notebooks 
 module, an `#| export` cell before `#| default_exp`, or a method for a class the module does not
 define raises `ExportError` and writes nothing. The exporter never deletes a file: a generated
 module that no notebook exports any more is reported (and fails the drift test) for you to remove.
-`tinylm_core/__init__.py`, the curated public API, is written by hand.
+`tinylm_core/__init__.py`, the curated public API, is written by hand. The notebooks themselves
+are rewritten the way JupyterLab saves them, without per-cell timing metadata, so that they open
+unmodified.
 """
 
 from __future__ import annotations
@@ -339,6 +341,38 @@ def write_plan(plan: dict[Path, str]) -> list[Path]:
     return changed
 
 
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+VOLATILE_CELL_METADATA = ("execution", "collapsed", "scrolled")
+
+
+def lab_saved_text(notebook: dict) -> str:
+    """The notebook as JupyterLab saves it, without metadata that changes on every run.
+
+    Lab writes nbformat's JSON (keys sorted, indent 1, UTF-8) and names the kernel
+    "Python 3 (ipykernel)"; nbconvert adds per-cell timing ("execution") that Lab would rewrite.
+    A notebook committed in this form opens unmodified.
+    """
+    notebook["metadata"]["kernelspec"] = dict(KERNELSPEC)
+    for cell in notebook["cells"]:
+        for key in VOLATILE_CELL_METADATA:
+            cell.get("metadata", {}).pop(key, None)
+    return json.dumps(notebook, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+
+
+def normalize_notebooks(notebooks: list[Path]) -> list[Path]:
+    """Rewrite notebooks whose saved form differs from `lab_saved_text`; returns those changed."""
+    changed = []
+    for path in notebooks:
+        text = path.read_text(encoding="utf-8")
+        clean = lab_saved_text(json.loads(text))
+        if clean != text:
+            tmp = path.with_name(f".{path.name}.export-tmp")
+            tmp.write_text(clean, encoding="utf-8")
+            tmp.replace(path)
+            changed.append(path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
@@ -348,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export failed, nothing written: {e}", file=sys.stderr)
         return 1
     changed = write_plan(plan)
+    chosen = [Path(a) for a in args] if args else find_notebooks()
+    for path in normalize_notebooks(chosen):
+        print(f"normalized {_relative(path)} (kernel name, timing metadata)")
     for path in changed:
         print(f"wrote {_relative(path)}")
     if not changed:
