@@ -348,15 +348,18 @@ VOLATILE_CELL_METADATA = ("execution", "collapsed", "scrolled")
 def lab_saved_text(notebook: dict) -> str:
     """The notebook as JupyterLab saves it, without metadata that changes on every run.
 
-    Lab writes nbformat's JSON (keys sorted, indent 1, UTF-8) and names the kernel
-    "Python 3 (ipykernel)"; nbconvert adds per-cell timing ("execution") that Lab would rewrite.
-    A notebook committed in this form opens unmodified.
+    Lab writes with nbformat (keys sorted, indent 1, sources split into lines, UTF-8, a final
+    newline) and names the kernel "Python 3 (ipykernel)"; nbconvert adds per-cell timing
+    ("execution") that Lab would rewrite. A notebook committed in this form opens unmodified.
     """
+    import nbformat  # installed with JupyterLab (the course and dev extras)
+
     notebook["metadata"]["kernelspec"] = dict(KERNELSPEC)
     for cell in notebook["cells"]:
         for key in VOLATILE_CELL_METADATA:
             cell.get("metadata", {}).pop(key, None)
-    return json.dumps(notebook, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+    text = nbformat.writes(nbformat.from_dict(notebook), version=4)
+    return text if text.endswith("\n") else text + "\n"
 
 
 def normalize_notebooks(notebooks: list[Path]) -> list[Path]:
