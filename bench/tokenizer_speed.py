@@ -21,7 +21,7 @@ from tinylm_core.bpe_tokenizer import (
     train_bpe,
     train_bpe_reference,
 )
-from tinylm_core.data import gpt2_vocab_files, load_corpus
+from tinylm_core.downloads import gpt2_vocab_files, load_corpus
 
 
 def timed(fn, repeat=1, before=None):

@@ -16,19 +16,11 @@ from tinylm_core.bpe_tokenizer import (
     train_bpe,
     train_bpe_reference,
 )
-from tinylm_core.data import cache_dir, load_corpus
-
-GPT2_DIR = cache_dir() / "gpt2"  # seeded by CI; tests never download
 
 
 @pytest.fixture(scope="module")
-def shakespeare():
-    return load_corpus(cache_dir() / "tinyshakespeare.txt")
-
-
-@pytest.fixture(scope="module")
-def gpt2():
-    return BPETokenizer.from_gpt2_files(GPT2_DIR / "vocab.bpe", GPT2_DIR / "encoder.json")
+def gpt2(gpt2_files):
+    return BPETokenizer.from_gpt2_files(*gpt2_files)
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +95,9 @@ class GPT2Reference:
 
 
 @pytest.fixture(scope="module")
-def gpt2_reference():
-    return GPT2Reference(GPT2_DIR / "encoder.json", GPT2_DIR / "vocab.bpe")
+def gpt2_reference(gpt2_files):
+    vocab_bpe, encoder_json = gpt2_files
+    return GPT2Reference(encoder_json, vocab_bpe)
 
 
 # Text that stresses tokenizers: emoji (with ZWJ and skin tones), combining marks, CJK, control
@@ -339,7 +332,7 @@ def test_load_rejects_corrupted_or_foreign_files(small, tmp_path, make, match):
         BPETokenizer.load(tmp_path / "bad.json")
 
 
-def test_from_gpt2_files_rejects_mismatched_files(tmp_path):
+def test_from_gpt2_files_rejects_mismatched_files(tmp_path, gpt2_files):
     (tmp_path / "encoder.json").write_text(json.dumps({"a": 0}), encoding="utf-8")
     with pytest.raises(ValueError, match="not a matching pair"):
-        BPETokenizer.from_gpt2_files(GPT2_DIR / "vocab.bpe", tmp_path / "encoder.json")
+        BPETokenizer.from_gpt2_files(gpt2_files[0], tmp_path / "encoder.json")

@@ -1,6 +1,7 @@
 """CharTokenizer: fixed special ids, round trips, unknown characters, JSON save/load, bad input."""
 
 import json
+import signal
 
 import pytest
 import torch
@@ -8,14 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinylm_core.char_tokenizer import CharTokenizer
-from tinylm_core.data import cache_dir, load_corpus
+from tinylm_core.tokenizer import Tokenizer
 
 ALPHABET = "abc xyz\n\t!é語👋\u0301"
-
-
-@pytest.fixture(scope="module")
-def shakespeare():
-    return load_corpus(cache_dir() / "tinyshakespeare.txt")
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +99,64 @@ def test_bad_input(tok):
         tok.decode([tok.get_vocab_size()])
     with pytest.raises(ValueError, match="token ids in 0.."):
         tok.decode([-1])  # never wraps around to the last character
+
+
+# ----------------------------------------------------------------------------- the Tokenizer base
+
+
+def test_the_base_class_picks_the_kind_from_the_file(tok, tmp_path):
+    from tinylm_core.bpe_tokenizer import BPETokenizer
+
+    bpe = BPETokenizer().train("aaabdaaabac", 259)
+    for original in (tok, bpe):
+        original.save(tmp_path / "t.json")
+        for loaded in (
+            Tokenizer.load(tmp_path / "t.json"),
+            Tokenizer.from_dict(original.to_dict()),
+        ):
+            assert type(loaded) is type(original)
+            assert loaded.to_dict() == original.to_dict() and len(loaded) == len(original)
+    assert Tokenizer.kinds["char"] is CharTokenizer and Tokenizer.kinds["bpe"] is BPETokenizer
+    with pytest.raises(ValueError, match="expected one of \\['bpe', 'char'"):
+        Tokenizer.from_dict({"type": "wordpiece"})
+    with pytest.raises(ValueError, match="not a tokenizer description"):
+        Tokenizer.from_dict([1, 2])
+
+
+def test_len_is_the_vocabulary_size(tok):
+    assert len(tok) == tok.get_vocab_size() == 4 + len(set(ALPHABET))
+
+
+def test_a_file_from_before_the_registry_still_loads(tmp_path):
+    # What the seed's save wrote: raw UTF-8 JSON, not ASCII.
+    (tmp_path / "old.json").write_text(
+        '{"type": "char", "chars": ["a", "é", "語"], "strict": false}', encoding="utf-8"
+    )
+    loaded = Tokenizer.load(tmp_path / "old.json")
+    assert type(loaded) is CharTokenizer and loaded.encode("é語a") == [5, 6, 4]
+
+
+def test_a_lone_surrogate_in_the_vocabulary_saves_and_loads(tmp_path):
+    # The seed's save wrote UTF-8, which cannot hold a lone surrogate: the file was left empty.
+    tok = CharTokenizer().build_vocab("ab\ud800")
+    tok.save(tmp_path / "t.json")
+    assert CharTokenizer.load(tmp_path / "t.json").itos == tok.itos
+
+
+def test_a_failed_save_leaves_the_previous_file_intact(tmp_path):
+    resource = pytest.importorskip("resource")
+    path = tmp_path / "t.json"
+    small = CharTokenizer().build_vocab("ab")
+    small.save(path)
+    before = path.read_bytes()
+    big = CharTokenizer().build_vocab("".join(map(chr, range(0x4E00, 0x4E00 + 20_000))))
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 1000, old_limit[1]))
+    try:  # the disk "fills up" half way through the big file
+        with pytest.raises(OSError):
+            big.save(path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["t.json"]

@@ -19,12 +19,15 @@ from .attention import MultiHeadAttention, scaled_dot_product_attention
 from .positional import LearnedPositionalEncoding, RotaryEmbedding, SinusoidalPositionalEncoding
 
 # lessons 03-04: corpora and tokenizers
-from .data import download, load_corpus
-from .char_tokenizer import CharTokenizer, Tokenizer
+from .downloads import download, load_corpus
+from .tokenizer import Tokenizer
+from .char_tokenizer import CharTokenizer
 from .bpe_tokenizer import BPETokenizer
 
 # lesson 05: the transformer
-from .model import PRESETS, KVCache, ModelConfig, TransformerLM
+from .model_config import PRESETS, ModelConfig
+from .kv_cache import KVCache
+from .model import TransformerLM
 
 # lesson 06: training
 from .training import (

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import regex
 
-from tinylm_core.char_tokenizer import Tokenizer
-from tinylm_core.data import gpt2_vocab_files
+from tinylm_core.downloads import gpt2_vocab_files
+from tinylm_core.tokenizer import Tokenizer
 
 
 # cell 11
@@ -167,7 +167,7 @@ def train_bpe(
 _NO_MERGE = 1 << 62  # the "rank" of a pair that is not a merge: larger than any id
 
 
-class BPETokenizer(Tokenizer):
+class BPETokenizer(Tokenizer, kind="bpe"):
     """Byte-level BPE: text -> UTF-8 bytes -> merged tokens, the way GPT-2 tokenizes.
 
     The vocabulary is 256 byte tokens, then one token per merge (in the order learned), then the

@@ -1,39 +1,24 @@
 # This file is generated from notebooks/03_char_tokenizer.ipynb by `make export`.
 # Do not edit it: edit the notebook, then run `make export`.
 
-__all__ = ["Tokenizer", "CharTokenizer"]
+__all__ = ["CharTokenizer"]
 
 
-# cell 20
-import json
+# cell 25
 from collections.abc import Iterable
-from pathlib import Path
+
+from tinylm_core.tokenizer import Tokenizer
 
 
-class Tokenizer:
-    """What every tokenizer here shares: JSON files built on the subclass's to_dict/from_dict.
-
-    A subclass (CharTokenizer here, BPETokenizer in notebook 04) provides encode, decode,
-    get_vocab_size, to_dict and from_dict; save and load then come for free.
-    """
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Tokenizer":
-        try:
-            d = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path} is not a tokenizer JSON file ({e})") from e
-        return cls.from_dict(d)
-
-
-class CharTokenizer(Tokenizer):
+class CharTokenizer(Tokenizer, kind="char"):
     """One token per character, plus four special tokens with fixed ids.
 
     ids 0..3 are <pad>, <unk>, <bos>, <eos>; the characters seen by `build_vocab` follow, sorted.
     Unknown characters become <unk>, or raise ValueError when `strict=True`.
+
+    >>> tok = CharTokenizer().build_vocab("to be")
+    >>> tok.itos[4:], tok.encode("bet")
+    ([' ', 'b', 'e', 'o', 't'], [5, 6, 8])
     """
 
     SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
@@ -58,7 +43,15 @@ class CharTokenizer(Tokenizer):
         self._set_chars(set().union(*map(set, texts)))
         return self
 
+    def get_vocab_size(self) -> int:
+        return len(self.itos)
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer(vocab_size={self.get_vocab_size()}, strict={self.strict})"
+
+    # cell 27
     def encode(self, text: str) -> list[int]:
+        """The id of each character of `text` (<unk> for unknown ones, unless strict)."""
         if not isinstance(text, str):
             raise TypeError(f"encode expects a str, got {type(text).__name__}")
         if self.strict:
@@ -71,6 +64,7 @@ class CharTokenizer(Tokenizer):
         get, unk = self.stoi.get, self.unk_token_id
         return [get(c, unk) for c in text]
 
+    # cell 29
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         """Inverse of `encode`; special ids are written as their names (or dropped if asked)."""
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)  # also tensors and arrays
@@ -85,16 +79,16 @@ class CharTokenizer(Tokenizer):
                 "another tokenizer?"
             ) from e
 
-    def get_vocab_size(self) -> int:
-        return len(self.itos)
-
+    # cell 35
     def to_dict(self) -> dict:
+        """A JSON-serialisable description: the characters (the specials are implied)."""
         return {
             "type": "char",
             "chars": self.itos[len(self.SPECIAL_TOKENS) :],
             "strict": self.strict,
         }
 
+    # cell 35
     @classmethod
     def from_dict(cls, d: dict) -> "CharTokenizer":
         if not isinstance(d, dict) or d.get("type") != "char":
@@ -106,6 +100,3 @@ class CharTokenizer(Tokenizer):
                 "a CharTokenizer description needs 'chars': a list of distinct characters"
             )
         return cls(chars, strict=bool(d.get("strict", False)))
-
-    def __repr__(self) -> str:
-        return f"CharTokenizer(vocab_size={self.get_vocab_size()}, strict={self.strict})"
