@@ -30,15 +30,11 @@ from .kv_cache import KVCache
 from .model import TransformerLM
 
 # lesson 06: training
-from .training import (
-    RECIPES,
-    TextDataset,
-    Trainer,
-    TrainingConfig,
-    collate_fn,
-    load_checkpoint,
-    save_checkpoint,
-)
+from .datasets import TextDataset, TokenWindowDataset, collate_fn
+from .checkpoint import load_checkpoint, save_checkpoint
+from .metrics import plot_metrics
+from .settings import RECIPES, TrainingConfig
+from .trainer import Trainer
 
 # lesson 07: decoding
 from .generation import Generator
@@ -66,6 +62,7 @@ __all__ = [
     "PRESETS",
     "TransformerLM",
     "KVCache",
+    "TokenWindowDataset",
     "TextDataset",
     "collate_fn",
     "TrainingConfig",
@@ -73,6 +70,7 @@ __all__ = [
     "Trainer",
     "save_checkpoint",
     "load_checkpoint",
+    "plot_metrics",
     "Generator",
     "load_gpt2",
 ]

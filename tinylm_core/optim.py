@@ -1,0 +1,60 @@
+# This file is generated from notebooks/06_training.ipynb by `make export`.
+# Do not edit it: edit the notebook, then run `make export`.
+
+__all__ = ["configure_optimizer", "get_cosine_schedule_with_warmup"]
+
+
+# cell 25
+import math
+
+import torch
+
+
+# cell 26
+def configure_optimizer(model, learning_rate, weight_decay=0.1, betas=(0.9, 0.95)):
+    """AdamW that decays only matrices (linear weights, embeddings), never biases or norm gains.
+
+    Weight decay pulls weights towards zero; on a gain or a bias that only shifts or rescales a
+    feature it fights the model without regularising anything. On CPU and CUDA the fused kernel
+    updates all tensors in one pass: several times faster than the default for a small model.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]  # tied weights appear once
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+
+
+# cell 29
+def get_cosine_schedule_with_warmup(
+    optimizer, num_warmup_steps, num_training_steps, min_lr_ratio=0.0, last_epoch=-1
+):
+    """Linear warmup to the optimizer's lr, then cosine decay to min_lr_ratio * lr.
+
+    The multiplier at step s (0-based) is (s + 1) / (warmup + 1) during warmup (so the first step
+    already learns), then follows half a cosine from 1 down to min_lr_ratio at num_training_steps,
+    and stays there after.
+    """
+    if num_training_steps < 1:
+        raise ValueError(f"num_training_steps must be >= 1, got {num_training_steps}")
+    if not 0 <= num_warmup_steps <= num_training_steps:
+        raise ValueError(
+            f"num_warmup_steps must be between 0 and num_training_steps ({num_training_steps}), "
+            f"got {num_warmup_steps}"
+        )
+    if not 0.0 <= min_lr_ratio <= 1.0:
+        raise ValueError(f"min_lr_ratio must be between 0 and 1, got {min_lr_ratio}")
+
+    def lr_lambda(step):
+        if step < num_warmup_steps:
+            return (step + 1) / (num_warmup_steps + 1)
+        progress = min(
+            1.0, (step - num_warmup_steps) / max(1, num_training_steps - num_warmup_steps)
+        )
+        return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda, last_epoch)

@@ -1,0 +1,316 @@
+# This file is generated from notebooks/06_training.ipynb by `make export`.
+# Do not edit it: edit the notebook, then run `make export`.
+
+__all__ = [
+    "Trainer",
+    "batch_tensors",
+    "divergence_message",
+    "training_state",
+    "restore_training_state",
+    "count_steps",
+    "summarize",
+]
+
+
+# cell 94
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from tinylm_core.checkpoint import (
+    CHECKPOINT_NAME,
+    check_resumable,
+    read_checkpoint,
+    rng_state,
+    set_rng_state,
+)
+from tinylm_core.checkpoint import save_checkpoint as write_checkpoint
+from tinylm_core.datasets import BatchStream, shard_loader
+from tinylm_core.metrics import MetricsWindow, append_metrics, read_metrics, write_metrics
+from tinylm_core.optim import configure_optimizer, get_cosine_schedule_with_warmup
+from tinylm_core.runtime import (
+    RunLock,
+    StopSignals,
+    autocast,
+    autocast_dtype,
+    join_process_group,
+    progress_bar,
+    resolve_device,
+    seed_everything,
+    wrap_model,
+)
+from tinylm_core.settings import TrainingConfig
+
+
+# cell 95
+class Trainer:
+    """Train a TransformerLM: AdamW, warmup + cosine schedule, clipping, eval, checkpoints, DDP.
+
+    Trainer(model=model, train_dataloader=loader, output_dir="runs/x").train(num_epochs=1) is the
+    whole API; any TrainingConfig field can be passed by keyword (Trainer(..., learning_rate=1e-3)).
+    Batches are dicts with input_ids and labels (aligned targets, -100 = ignore) and optionally
+    attention_mask, or (input_ids, labels) tuples. output_dir=None writes nothing (benchmarks).
+    """
+
+    def __init__(
+        self,
+        model,
+        train_dataloader,
+        eval_dataloader=None,
+        output_dir="outputs",
+        tokenizer=None,
+        config=None,
+        **overrides,
+    ):
+        self.config = cfg = replace(config or TrainingConfig(), **overrides)
+        self.ddp, self.rank, self.world_size, local_rank = join_process_group()
+        self.is_main = self.rank == 0  # only rank 0 logs and writes files
+        self.device = resolve_device(cfg.device, local_rank)
+        self.autocast_dtype = autocast_dtype(cfg.precision, self.device)
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.tokenizer = tokenizer
+        seed_everything(cfg.seed, self.rank)
+        self.raw_model = model.to(self.device)
+        betas = (cfg.beta1, cfg.beta2)
+        self.optimizer = configure_optimizer(model, cfg.learning_rate, cfg.weight_decay, betas)
+        self.model = wrap_model(self.raw_model, self.device, self.ddp, cfg.compile)
+        self.batches = BatchStream(train_dataloader, self.world_size, self.rank, cfg.seed)
+        self.eval_loader, _ = shard_loader(
+            eval_dataloader, self.world_size, self.rank, shuffle=False
+        )
+        self.scheduler = None  # built by train(), once the number of steps is known
+        self.step, self.window = 0, MetricsWindow()
+        self.history = []  # the records also written to output_dir/metrics.jsonl
+        self.last_checkpoint = None  # (path, step) of the last checkpoint written or resumed
+
+    # cell 98
+    def _forward(self, model, batch):
+        """Mean cross-entropy of one batch and its number of target tokens (labels not -100)."""
+        input_ids, labels, mask = batch_tensors(batch, self.device)
+        with autocast(self.device, self.autocast_dtype):
+            loss = model(input_ids, targets=labels, attention_mask=mask).loss
+        return loss, int((labels != -100).sum())
+
+    # cell 99
+    @torch.no_grad()
+    def evaluate(self, max_batches=None):
+        """Token-weighted mean loss over the eval loader (all ranks together) and its perplexity."""
+        if self.eval_loader is None:
+            raise ValueError("evaluate() needs an eval_dataloader; pass one to Trainer(...)")
+        max_batches = max_batches or self.config.eval_batches
+        self.model.eval()
+        total = torch.zeros(2, dtype=torch.float64, device=self.device)  # [loss sum, tokens]
+        for i, batch in enumerate(self.eval_loader):
+            if max_batches is not None and i >= max_batches:
+                break
+            loss, n = self._forward(self.model, batch)
+            total += torch.tensor([loss.item() * n, n], dtype=torch.float64, device=self.device)
+        self.model.train()
+        if self.ddp:
+            dist.all_reduce(total)
+        val_loss = (total[0] / total[1]).item()
+        return {"val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50.0))}
+
+    # cell 102
+    def _train_step(self, batches):
+        """One optimizer step over grad_accum_steps micro-batches -> (loss, grad norm, tokens)."""
+        accum = self.config.grad_accum_steps
+        loss_sum, tokens = 0.0, 0
+        for micro in range(accum):
+            # DDP averages gradients across ranks in backward(); do it once, on the last micro-batch
+            sync = micro == accum - 1 or not self.ddp
+            with nullcontext() if sync else self.model.no_sync():
+                loss, n = self._forward(self.model, next(batches))
+                (loss / accum).backward()  # the mean over micro-batches, as one big batch would
+            loss_sum, tokens = loss_sum + loss.item(), tokens + n
+        max_norm = self.config.max_grad_norm or math.inf  # inf: measure, do not clip
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), max_norm).item()
+        loss = loss_sum / accum
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise FloatingPointError(divergence_message(self, loss, grad_norm))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss, grad_norm, tokens * self.world_size
+
+    # cell 106
+    def save_checkpoint(self, path=None):
+        """Checkpoint everything needed to resume (rank 0 only; a no-op without output_dir)."""
+        if not self.is_main or (path is None and self.output_dir is None):
+            return None
+        path = path or self.output_dir / CHECKPOINT_NAME
+        path = write_checkpoint(path, self.raw_model, self.tokenizer, **training_state(self))
+        self.last_checkpoint = (path, self.step)
+        return path
+
+    # cell 111
+    def _start(self, num_epochs, max_steps, resume_from):
+        """-> the number of steps to reach; builds the schedule, then resumes or starts afresh."""
+        cfg = self.config
+        max_steps = count_steps(self.batches, cfg.grad_accum_steps, num_epochs, max_steps)
+        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(0.05 * max_steps)
+        min_lr = cfg.min_lr if cfg.min_lr is not None else cfg.learning_rate / 10
+        self.scheduler = get_cosine_schedule_with_warmup(
+            self.optimizer, min(warmup, max_steps), max_steps, min_lr / cfg.learning_rate
+        )
+        if resume_from is not None:
+            restore_training_state(self, resume_from)
+        elif self.is_main and self.output_dir is not None:
+            (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run
+        return max_steps
+
+    # cell 112
+    def _run_steps(self, total_steps, bar, stop):
+        """The loop; returns True when a signal stopped it early."""
+        every = lambda interval: interval is not None and self.step % interval == 0
+        batches, self.window = iter(self.batches), MetricsWindow(**self.window.state_dict())
+        while self.step < total_steps:
+            loss, grad_norm, tokens = self._train_step(batches)
+            self.step, last = self.step + 1, self.step + 1 == total_steps
+            self.window.add(loss, tokens)
+            bar.update(1)
+            if last or every(self.config.log_interval):
+                lr = self.scheduler.get_last_lr()[0]
+                self._log(self.window.record(self.step, lr=lr, grad_norm=grad_norm))
+                bar.set_postfix(loss=f"{self.history[-1]['loss']:.4f}")
+            if self.eval_loader is not None and (last or every(self.config.eval_interval)):
+                self._log({"step": self.step, **self.evaluate()})
+            if last or every(self.config.checkpoint_interval):
+                self.save_checkpoint()
+            if stop.agreed(self.ddp, self.device):
+                self.save_checkpoint()
+                return True
+        return False
+
+    # cell 112
+    def _log(self, record):
+        self.history.append(record)
+        if self.is_main and self.output_dir is not None:
+            append_metrics(self.output_dir / "metrics.jsonl", record)
+
+    # cell 113
+    def train(self, num_epochs=None, max_steps=None, resume_from=None):
+        """Run optimizer steps until `max_steps` or `num_epochs` passes over the training data.
+
+        resume_from: a checkpoint (file or output_dir) to continue from, exactly as if the run had
+        never stopped. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and returns.
+        Returns a summary: step, train_loss and val_loss (None until measured), elapsed_s,
+        stopped_early.
+        """
+        start = time.perf_counter()
+        claim = self.is_main and self.output_dir is not None
+        with RunLock(self.output_dir) if claim else nullcontext(), StopSignals() as stop:
+            total_steps = self._start(num_epochs, max_steps, resume_from)
+            bar = progress_bar(total_steps, self.step, self.config.progress and self.is_main)
+            try:
+                stopped = self._run_steps(total_steps, bar, stop)
+            finally:
+                bar.close()
+        return summarize(self.history, self.step, time.perf_counter() - start, stopped)
+
+
+# cell 98
+def batch_tensors(batch, device):
+    """(input_ids, labels, attention_mask or None) of a dict or (input_ids, labels) batch, on device."""
+    if not isinstance(batch, dict):
+        batch = {"input_ids": batch[0], "labels": batch[1]}
+    mask = batch.get("attention_mask")
+    return (
+        batch["input_ids"].to(device, non_blocking=True),  # (B, T)
+        batch["labels"].to(device, non_blocking=True),  # (B, T)
+        mask.to(device, non_blocking=True) if mask is not None else None,  # (B, T)
+    )
+
+
+# cell 104
+def divergence_message(trainer, loss, grad_norm):
+    """What happened, what was kept and what to try, for a non-finite loss or gradient norm."""
+    params = trainer.raw_model.parameters()
+    broken = not all(bool(torch.isfinite(p).all()) for p in params)
+    weights = "the weights were not updated by this step"
+    weights += ", but they already held NaN or infinite values before it" if broken else ""
+    if trainer.last_checkpoint is not None:
+        kept = "the last good checkpoint is {} (step {})".format(*trainer.last_checkpoint)
+    else:
+        kept = "this run wrote no checkpoint (any earlier one is untouched)"
+    return (
+        f"training diverged at step {trainer.step + 1}: loss {loss}, gradient norm {grad_norm}; "
+        f"{weights}; {kept}. Lower the learning rate, raise warmup_steps or set max_grad_norm, "
+        "then resume or restart."
+    )
+
+
+# cell 106
+def training_state(trainer):
+    """What a checkpoint holds besides the model and tokenizer, to resume `trainer` exactly."""
+    evals = [r for r in trainer.history if "val_loss" in r]
+    return dict(
+        optimizer=trainer.optimizer.state_dict(),
+        scheduler=trainer.scheduler.state_dict(),
+        step=trainer.step,
+        epoch=trainer.batches.epoch,
+        batches_in_epoch=trainer.batches.batches_in_epoch,
+        window=trainer.window.state_dict(),
+        rng=rng_state(),
+        training_config=asdict(trainer.config),
+        metrics=evals[-1] if evals else {},
+    )
+
+
+# cell 109
+def restore_training_state(trainer, path_or_dir):
+    """Continue `trainer` from a checkpoint: weights, optimizer, schedule, data position, RNG
+    states, metrics window; metrics.jsonl loses the records after the checkpoint."""
+    checkpoint = read_checkpoint(path_or_dir)
+    check_resumable(checkpoint, trainer.raw_model, trainer.tokenizer)
+    trainer.raw_model.load_state_dict(checkpoint["model"])
+    trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+    trainer.scheduler.load_state_dict(checkpoint["scheduler"])
+    trainer.step, trainer.window = checkpoint["step"], MetricsWindow(**checkpoint["window"])
+    trainer.batches.epoch = checkpoint["epoch"]
+    trainer.batches.batches_in_epoch = checkpoint["batches_in_epoch"]
+    set_rng_state(checkpoint["rng"])
+    if trainer.ddp:  # rank 0's generator was saved; give every rank its own stream again
+        torch.manual_seed(trainer.config.seed + trainer.rank + 1000 * trainer.step)
+    trainer.last_checkpoint = (checkpoint["path"], trainer.step)
+    metrics = trainer.output_dir / "metrics.jsonl" if trainer.output_dir is not None else None
+    if trainer.is_main and metrics is not None and metrics.exists():
+        trainer.history = [r for r in read_metrics(metrics) if r["step"] <= trainer.step]
+        write_metrics(metrics, trainer.history)
+
+
+# cell 111
+def count_steps(batches, grad_accum_steps, num_epochs, max_steps):
+    """The optimizer steps a run takes: max_steps, or num_epochs passes over `batches`."""
+    if max_steps is None and num_epochs is None:
+        raise ValueError("train() needs num_epochs or max_steps")
+    if max_steps is None:
+        try:
+            max_steps = num_epochs * (len(batches) // grad_accum_steps)
+        except TypeError:
+            raise ValueError("this train_dataloader has no len(); pass max_steps instead") from None
+    if max_steps < 1:
+        raise ValueError(
+            f"train() needs at least 1 step, got {max_steps} (lower grad_accum_steps?)"
+        )
+    return max_steps
+
+
+# cell 113
+def summarize(history, step, seconds, stopped):
+    """train()'s summary; a loss is None until measured (a run stopped before its first record)."""
+    losses = [r["loss"] for r in history if "loss" in r]
+    evals = [r["val_loss"] for r in history if "val_loss" in r]
+    return {
+        "step": step,
+        "train_loss": losses[-1] if losses else None,
+        "val_loss": evals[-1] if evals else None,
+        "elapsed_s": seconds,
+        "stopped_early": stopped,
+    }
