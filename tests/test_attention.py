@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinylm_core.attention import Linear, MultiHeadAttention, scaled_dot_product_attention
-from tinylm_core.positional import RotaryEmbedding
+from tinylm_core.attention import MultiHeadAttention, scaled_dot_product_attention
 
 ATOL = 1e-5
 
@@ -22,42 +21,6 @@ def padding_mask(lengths, T, left=False):
     lengths = torch.tensor(lengths)[:, None]
     real = pos >= T - lengths if left else pos < lengths
     return real.long()
-
-
-# ---- Linear: nn.Linear with a faster path for a few rows --------------------------------------
-
-
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize(
-    "shape", [(1, 1), (2, 1), (1, 4), (4, 1), (2, 8), (16, 1), (17, 1), (3, 50)]
-)
-def test_linear_equals_nn_linear_on_every_path(shape, bias):
-    # 1 row and > 16 rows take F.linear, 2..16 rows compute (W x^T)^T; all must agree, forward
-    # and backward, with a (B, T, C) input as the model passes it.
-    torch.manual_seed(0)
-    ours = Linear(24, 40, bias=bias)
-    reference = nn.Linear(24, 40, bias=bias)
-    reference.load_state_dict(ours.state_dict())  # same parameter names and shapes
-    x = torch.randn(*shape, 24, requires_grad=True)
-    x_ref = x.detach().clone().requires_grad_()
-    y, y_ref = ours(x), reference(x_ref)
-    assert y.shape == y_ref.shape == (*shape, 40)
-    assert y.is_contiguous()
-    torch.testing.assert_close(y, y_ref, atol=ATOL, rtol=1e-5)
-    weights = torch.randn_like(y)
-    (y * weights).sum().backward()
-    (y_ref * weights).sum().backward()
-    torch.testing.assert_close(x.grad, x_ref.grad, atol=ATOL, rtol=1e-5)
-    torch.testing.assert_close(ours.weight.grad, reference.weight.grad, atol=ATOL, rtol=1e-5)
-    if bias:
-        torch.testing.assert_close(ours.bias.grad, reference.bias.grad, atol=ATOL, rtol=1e-5)
-
-
-def test_linear_takes_non_contiguous_input():
-    torch.manual_seed(0)
-    layer = Linear(8, 5)
-    x = torch.randn(8, 4).T  # (4, 8), not contiguous
-    torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
 
 
 # ---- the explicit function ----------------------------------------------------------------------
@@ -269,88 +232,31 @@ def test_bad_arguments_raise_clear_errors():
         mha(torch.randn(2, 6, 32), attention_mask=torch.ones(2, 5))
 
 
-# ---- the kv-cache and rotary hooks ---------------------------------------------------------------
-
-
-class ListCache:
-    """The simplest cache the hook accepts: concatenate along the time axis."""
-
-    def __init__(self):
-        self.k = self.v = None
-        self.seq_len = 0
-
-    def update(self, k, v):
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
-        self.seq_len += k.size(2)
-        return self.k, self.v
-
-
-@pytest.mark.parametrize("use_rotary", [False, True])
-@pytest.mark.parametrize("need_weights", [False, True])
-@pytest.mark.parametrize("chunks", [[10], [1] * 10, [4, 1, 3, 2], [1, 6, 3]])
-def test_chunk_by_chunk_with_cache_equals_all_at_once(use_rotary, need_weights, chunks):
-    ours, _ = pair()
-    rotary = RotaryEmbedding(ours.head_dim, max_seq_len=16) if use_rotary else None
-    x = torch.randn(2, 10, 32)
-    full = ours(x, rotary=rotary)
-    cache, outs, start = ListCache(), [], 0
-    for n in chunks:
-        out = ours(
-            x[:, start : start + n], rotary=rotary, kv_cache=cache, need_weights=need_weights
-        )
-        outs.append(out[0] if need_weights else out)
-        start += n
-    assert cache.seq_len == 10
-    assert torch.allclose(torch.cat(outs, dim=1), full, atol=ATOL)
-
-
-@pytest.mark.parametrize("use_rotary", [False, True])
-def test_cache_with_padding_mask_over_all_keys(use_rotary):
-    """Left-padded prompts, fed as a 3-token prompt, a 2-token chunk, then one token at a time;
-    attention_mask always covers every key (cached + new)."""
-    ours, _ = pair()
-    rotary = RotaryEmbedding(ours.head_dim, max_seq_len=8) if use_rotary else None
-    x = torch.randn(2, 8, 32)
-    mask = padding_mask([8, 4], 8, left=True)
-    full = ours(x, attention_mask=mask, rotary=rotary)
-    cache, outs = ListCache(), []
-    for start, end in [(0, 3), (3, 5), (5, 6), (6, 7), (7, 8)]:
-        outs.append(
-            ours(x[:, start:end], attention_mask=mask[:, :end], rotary=rotary, kv_cache=cache)
-        )
-    got = torch.cat(outs, dim=1)
-    real = mask.bool()
-    assert not got.isnan().any()
-    assert torch.allclose(got[real], full[real], atol=ATOL)
-
-
-def test_rotary_hook_makes_attention_shift_invariant():
-    """With RoPE and no other positions, attention depends on distances only: running the same
-    tokens as if they sat 7 positions later (a cache that already holds 7) changes nothing."""
-    ours, _ = pair(causal=False)
-    rotary = RotaryEmbedding(ours.head_dim)
-    x = torch.randn(1, 5, 32)
-
-    class Shifted(ListCache):
-        def __init__(self, past):
-            super().__init__()
-            self.seq_len = past
-
-    assert torch.allclose(
-        ours(x, rotary=rotary, kv_cache=Shifted(7)), ours(x, rotary=rotary), atol=ATOL
-    )
+# ---- the mask helper and the two halves of forward ---------------------------------------------
 
 
 def test_no_mask_is_built_when_none_is_needed():
     """The fast path's cheap cases: full causal self-attention uses the kernel's is_causal flag,
-    a single new query (a decode step) needs no mask; only a multi-token chunk after a cache gets
-    an explicit (bottom-right aligned) mask."""
+    a single query against several keys needs no mask; only T < Tk queries (the last T
+    positions) get an explicit, bottom-right aligned mask."""
     mha = MultiHeadAttention(32, 4)
     assert mha._mask(None, 2, 7, 7, "cpu") == (None, True)
     assert mha._mask(None, 2, 1, 9, "cpu") == (None, False)
     mask, is_causal = mha._mask(None, 2, 2, 5, "cpu")
     assert not is_causal and torch.equal(mask, torch.ones(5, 5, dtype=torch.bool).tril()[3:])
+
+
+def test_forward_is_project_then_attend():
+    """forward = attend(*project_qkv(x)): the seam where lesson 02 rotates q and k, and where
+    project_qkv's q is x W_q^T + b_q split into heads."""
+    ours, _ = pair()
+    x = torch.randn(2, 5, 32)
+    q, k, v = ours.project_qkv(x)
+    assert q.shape == k.shape == v.shape == (2, 4, 5, 8)
+    w_q, b_q = ours.qkv.weight[:32], ours.qkv.bias[:32]
+    expected_q = (x @ w_q.T + b_q).view(2, 5, 4, 8).transpose(1, 2)  # (B, H, T, hd)
+    assert torch.allclose(q, expected_q, atol=ATOL)
+    assert torch.equal(ours.attend(q, k, v), ours(x))
 
 
 @given(

@@ -4,12 +4,11 @@
 __all__ = ["add_to_class"]
 
 
-# cell 5
+# cell 7
 def add_to_class(cls):
     """Decorator: add the function below to `cls` as a method, so a class can grow across cells.
 
-    The notebooks use it to teach a class one method at a time; `make export` moves each such
-    method back into the class body, so the package reads like hand-written code.
+    `make export` puts each such method back into the class body of the generated module.
 
     >>> class Greeter:
     ...     pass

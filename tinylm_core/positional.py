@@ -4,7 +4,7 @@
 __all__ = ["SinusoidalPositionalEncoding", "LearnedPositionalEncoding", "RotaryEmbedding"]
 
 
-# cell 7
+# cell 9
 import math
 
 import torch
@@ -25,7 +25,7 @@ def _check_offset(offset):
         )
 
 
-# cell 9
+# cell 11
 def _sinusoidal(positions, d_model):
     """PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(p / 10000^(2i/d)) for positions (T,)."""
     inv_freq = torch.exp(
@@ -36,6 +36,7 @@ def _sinusoidal(positions, d_model):
     return pe.flatten(-2)  # (T, C)
 
 
+# cell 13
 class SinusoidalPositionalEncoding(nn.Module):
     """Adds the fixed sinusoidal encodings of "Attention is all you need" (no parameters).
 
@@ -54,6 +55,7 @@ class SinusoidalPositionalEncoding(nn.Module):
             "pe", _sinusoidal(torch.arange(max_seq_len), d_model), persistent=False
         )
 
+    # cell 15
     def forward(self, x, offset=0):
         """x: (B, T, C) -> x + PE[offset : offset + T]."""
         _check_x(x, self.d_model)
@@ -66,7 +68,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         return x + pe.to(x.dtype)
 
 
-# cell 19
+# cell 25
 class LearnedPositionalEncoding(nn.Module):
     """Adds a trained vector per position (GPT-2's wpe). Defined only for positions < max_seq_len."""
 
@@ -78,6 +80,7 @@ class LearnedPositionalEncoding(nn.Module):
         # original GPT-2 code used 0.01 for wpe)
         self.weight = nn.Parameter(torch.randn(max_seq_len, d_model) * 0.02)
 
+    # cell 27
     def forward(self, x, offset=0):
         """x: (B, T, C) -> x + weight[offset : offset + T]."""
         _check_x(x, self.d_model)
@@ -92,7 +95,7 @@ class LearnedPositionalEncoding(nn.Module):
         return x + self.weight[offset : offset + T]  # (B, T, C)
 
 
-# cell 22
+# cell 30
 def _rotate_half(x):
     """(x1, x2) -> (-x2, x1) on the two halves of the last axis: a 90 degree turn of each pair."""
     x1, x2 = x.chunk(2, dim=-1)
@@ -128,6 +131,7 @@ class RotaryEmbedding(nn.Module):
         angles = torch.cat((angles, angles), dim=-1)  # (T, hd): both halves of a pair share it
         return angles.cos(), angles.sin()
 
+    # cell 32
     def _rotate(self, x, offset):
         T = x.size(-2)
         if offset + T <= self.max_seq_len:
@@ -136,6 +140,7 @@ class RotaryEmbedding(nn.Module):
             cos, sin = self._cos_sin(torch.arange(offset, offset + T, device=x.device))
         return x * cos.to(x.dtype) + _rotate_half(x) * sin.to(x.dtype)
 
+    # cell 32
     def forward(self, q, k, offset=0):
         """q, k: (B, H, T, head_dim) at positions offset..offset+T-1 -> (q_rot, k_rot)."""
         if q.size(-1) != self.head_dim or k.size(-1) != self.head_dim:
