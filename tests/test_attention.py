@@ -274,3 +274,17 @@ def test_sdpa_matches_pytorch_on_random_shapes(batch, tq, tk, d, masked, seed):
     mask = torch.rand(batch, tq, tk, generator=g) > 0.4 if masked else None
     out, _ = scaled_dot_product_attention(q, k, v, mask=mask)
     assert torch.allclose(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=ATOL)
+
+
+def test_lesson_01_attention_is_plain():
+    """Lesson 01 teaches plain attention: no hooks for later lessons' rotary positions or KV
+    cache, and no speed tricks (lesson 05's DecoderAttention and lesson 07 add those)."""
+    import inspect
+
+    from tinylm_core import attention
+
+    parameters = list(inspect.signature(MultiHeadAttention.forward).parameters)
+    assert parameters == ["self", "x", "attention_mask", "need_weights"]
+    assert not hasattr(attention, "Linear")
+    layer = MultiHeadAttention(32, 4)
+    assert type(layer.qkv) is nn.Linear and type(layer.proj) is nn.Linear
