@@ -24,8 +24,10 @@ help:
 	@echo "make stats   sizes of exported cells, modules and classes (tools/cell_stats.py)"
 	@echo "make format  apply ruff's formatting to package, tests and notebooks"
 	@echo "make bench   run the speed benchmarks in bench/ (slow; prints figures and ratios)"
-	@echo "make student write the student edition (no solutions) to build/student/ (see TEACHING.md)"
-	@echo "make grade STUDENT=path/to/work   grade a student's notebooks; reports in build/grades/"
+	@echo "make student write the student edition (no solutions) to build/student/ (see TEACHING.md);"
+	@echo "             EDITION=build: students also write the package pieces of tools/build_edition.json"
+	@echo "make grade STUDENT=\"class/*\" [EDITION=build] [GRADE_ARGS=\"--jobs 2 --only 01,02\"]"
+	@echo "             grade students' work; reports, gradebook and summary in build/grades/"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -93,14 +95,18 @@ export: $(STAMP)
 bench: $(STAMP)
 	for f in bench/*.py; do $(PY) $$f || exit 1; done
 
-# Classroom (TEACHING.md): the student edition, and the autograder. STUDENT may name several folders;
-# GRADE_ARGS passes options, e.g. GRADE_ARGS="--timeout 300 --full".
+# Classroom (TEACHING.md): the student edition, and the autograder. EDITION=build makes students also
+# write the package pieces listed in tools/build_edition.json. STUDENT may name several folders or a
+# glob; GRADE_ARGS passes options, e.g. GRADE_ARGS="--jobs 2 --only 01,02 --timeout 300 --full".
+EDITION ?= regular
+STUDENT_ARGS ?=
+
 student: $(STAMP)
-	$(PY) tools/classroom.py student --out build/student
+	$(PY) tools/classroom.py student --edition $(EDITION) --out build/student $(STUDENT_ARGS)
 
 grade: $(STAMP)
 	@test -n "$(STUDENT)" || { echo "usage: make grade STUDENT=path/to/student/work"; exit 2; }
-	$(PY) tools/classroom.py grade $(STUDENT) --out build/grades $(GRADE_ARGS)
+	$(PY) tools/classroom.py grade $(STUDENT) --edition $(EDITION) --out build/grades $(GRADE_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
