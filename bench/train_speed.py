@@ -1,6 +1,6 @@
 """Training speed on CPU: nanoGPT's character-level Tiny Shakespeare recipe, and ours.
 
-It trains recipes of tinylm_core.training.RECIPES with the package's Trainer and prints ms/step
+It trains recipes of tinylm_core.RECIPES with the package's Trainer and prints ms/step
 (median), tokens/s, model FLOPs utilisation (MFU) against an fp32 matmul peak measured on the spot
 with torch.mm, and the validation loss reached (over the whole held-out 10%, in non-overlapping
 windows) with the wall time it took. Runs: nanogpt-cpu (2,000 steps), then the recommended
@@ -23,10 +23,16 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-from tinylm_core.char_tokenizer import CharTokenizer
-from tinylm_core.data import load_corpus
-from tinylm_core.model import ModelConfig, TransformerLM
-from tinylm_core.training import RECIPES, TokenWindowDataset, Trainer, TrainingConfig
+from tinylm_core import (
+    RECIPES,
+    CharTokenizer,
+    ModelConfig,
+    TokenWindowDataset,
+    Trainer,
+    TrainingConfig,
+    TransformerLM,
+    load_corpus,
+)
 
 NANOGPT_TOKENS_PER_S = 14_000
 NANOGPT_VAL_LOSS, NANOGPT_WALL_S = 1.886, 113.0

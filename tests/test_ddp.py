@@ -1,15 +1,17 @@
 """DDP: two processes under torchrun (gloo backend, CPU) train like one process with the combined
 batch. Each rank gets its own shard of every epoch and only rank 0 writes files."""
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 
-from tinylm_core.training import read_metrics
+from tinylm_core.metrics import read_metrics
 
 WORKER = textwrap.dedent(
     """
@@ -18,8 +20,7 @@ WORKER = textwrap.dedent(
     import torch
     from torch.utils.data import DataLoader
 
-    from tinylm_core.model import ModelConfig, TransformerLM
-    from tinylm_core.training import TokenWindowDataset, Trainer
+    from tinylm_core import ModelConfig, TokenWindowDataset, Trainer, TransformerLM
 
     out, batch_size = sys.argv[1], int(sys.argv[2])
     torch.manual_seed(0)
@@ -43,6 +44,9 @@ WORKER = textwrap.dedent(
 )
 
 
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # this checkout
+
+
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_two_ranks_match_one_process_with_the_combined_batch(tmp_path):
     script = tmp_path / "worker.py"
@@ -52,6 +56,7 @@ def test_two_ranks_match_one_process_with_the_combined_batch(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
+        env=ENV,
     )
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run(
@@ -68,6 +73,7 @@ def test_two_ranks_match_one_process_with_the_combined_batch(tmp_path):
         capture_output=True,
         text=True,
         timeout=180,
+        env=ENV,
     )
     assert ddp.returncode == 0, ddp.stderr
     assert "rank 0 of 2" in ddp.stdout and "rank 1 of 2" in ddp.stdout

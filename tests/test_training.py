@@ -1,8 +1,7 @@
-"""Tests for tinylm_core.training: data pieces, schedule, optimizer groups, the Trainer against a
-hand-written reference loop, checkpoints (atomic, weights_only, exact resume), Ctrl-C, the NaN guard
-and the train CLI. DDP lives in test_ddp.py."""
+"""Tests for lesson 06's training pieces: datasets, schedule, optimizer groups, settings, the metrics
+file and window, the Trainer against a hand-written reference loop, exact resume, Ctrl-C and the NaN
+guard. Checkpoint files: test_checkpoint.py; the train command: test_cli.py; DDP: test_ddp.py."""
 
-import argparse
 import json
 import math
 import os
@@ -11,27 +10,17 @@ import signal
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_model
 from torch.utils.data import DataLoader, Dataset
 
 from tinylm_core.char_tokenizer import CharTokenizer
-from tinylm_core.model import ModelConfig, TransformerLM
-from tinylm_core.training import (
-    RECIPES,
-    TextDataset,
-    TokenWindowDataset,
-    Trainer,
-    TrainingConfig,
-    add_train_arguments,
-    collate_fn,
-    configure_optimizer,
-    get_cosine_schedule_with_warmup,
-    load_checkpoint,
-    read_metrics,
-    resolve_device,
-    run_train,
-    save_checkpoint,
-    tokenizer_from_dict,
-)
+from tinylm_core.checkpoint import load_checkpoint
+from tinylm_core.datasets import BatchStream, TextDataset, TokenWindowDataset, collate_fn
+from tinylm_core.metrics import MetricsWindow, read_metrics, write_metrics
+from tinylm_core.optim import configure_optimizer, get_cosine_schedule_with_warmup, schedule_for
+from tinylm_core.runtime import resolve_device
+from tinylm_core.settings import TrainingConfig
+from tinylm_core.trainer import Trainer
 
 TEXT = (
     "First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -49,19 +38,17 @@ def tokens(tokenizer):
     return torch.tensor(tokenizer.encode(TEXT), dtype=torch.long)
 
 
-def tiny_model(vocab_size, dropout=0.0, seed=0):
-    torch.manual_seed(seed)
-    config = ModelConfig(
-        vocab_size, d_model=16, num_layers=1, num_heads=2, d_ff=32, max_seq_len=16, dropout=dropout
-    )
-    return TransformerLM.from_config(config)
+def model_for(vocab_size, dropout=0.0, seed=0):
+    """conftest's tiny model for this vocabulary, 16 positions, in training mode."""
+    return tiny_model(seed, vocab_size=vocab_size, max_seq_len=16, dropout=dropout).train()
 
 
-def trainer_for(tokenizer, tokens, out, dropout=0.0, batch_size=4, **kwargs):
+def trainer_for(tokenizer, tokens, out, dropout=0.0, batch_size=4, wrap=None, **kwargs):
     train, val = TokenWindowDataset.train_val(tokens, 16)
+    train = wrap(train) if wrap is not None else train
     kwargs = {"log_interval": 1, "progress": False, "warmup_steps": 2, **kwargs}
     return Trainer(
-        model=tiny_model(tokenizer.get_vocab_size(), dropout),
+        model=model_for(tokenizer.get_vocab_size(), dropout),
         train_dataloader=DataLoader(train, batch_size=batch_size, shuffle=True),
         eval_dataloader=DataLoader(val, batch_size=8),
         output_dir=out,
@@ -164,7 +151,7 @@ def test_schedule_rejects_bad_arguments():
 
 
 def test_weight_decay_only_on_matrices(tokenizer):
-    model = tiny_model(tokenizer.get_vocab_size())
+    model = model_for(tokenizer.get_vocab_size())
     decay, no_decay = configure_optimizer(model, 1e-3, weight_decay=0.1).param_groups
     named = dict(model.named_parameters())  # tied weights appear once
     assert {id(p) for p in decay["params"]} == {id(p) for p in named.values() if p.dim() >= 2}
@@ -181,7 +168,7 @@ def test_config_validation():
     with pytest.raises(ValueError, match="min_lr"):
         TrainingConfig(learning_rate=1e-3, min_lr=1e-2)
     with pytest.raises(TypeError):
-        Trainer(tiny_model(10), [], output_dir=None, no_such_option=1)
+        Trainer(model_for(10), [], output_dir=None, no_such_option=1)
     assert resolve_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available() and not torch.backends.mps.is_available():
         assert resolve_device("auto") == torch.device("cpu")
@@ -206,7 +193,7 @@ def test_trainer_matches_a_hand_written_loop(tokenizer, tokens):
         )
     V = tokenizer.get_vocab_size()
     trainer = Trainer(
-        tiny_model(V),
+        model_for(V),
         batches,
         output_dir=None,
         progress=False,
@@ -218,7 +205,7 @@ def test_trainer_matches_a_hand_written_loop(tokenizer, tokens):
     )
     trainer.train(max_steps=6)
 
-    ref = tiny_model(V)
+    ref = model_for(V)
     params = list(ref.parameters())
     opt = torch.optim.AdamW(
         [
@@ -259,7 +246,7 @@ def test_training_learns_and_writes_metrics_and_checkpoint(tokenizer, tokens, tm
     assert [r["step"] for r in records if "loss" in r] == list(range(1, 31))
     assert [r["step"] for r in records if "val_loss" in r] == [10, 20, 30]
     assert math.isclose(records[-1]["val_ppl"], math.exp(records[-1]["val_loss"]))
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "metrics.jsonl"]
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.pt", "metrics.jsonl"]  # lock released
 
     raw = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # no pickled objects inside
     assert raw["step"] == 30 and raw["tokenizer"]["type"] == "char"
@@ -268,15 +255,14 @@ def test_training_learns_and_writes_metrics_and_checkpoint(tokenizer, tokens, tm
     assert info["metrics"]["val_loss"] == summary["val_loss"]
     x = tokens[None, :16]
     torch.testing.assert_close(model(x).logits, trainer.raw_model.eval()(x).logits)
-    assert tok.encode("Speak") == tokenizer.encode("Speak")
-    assert tokenizer_from_dict(tokenizer.to_dict()).itos == tokenizer.itos
+    assert tok.encode("Speak") == tokenizer.encode("Speak") and tok.itos == tokenizer.itos
 
 
 def test_evaluate_is_token_weighted_over_padded_batches(tokenizer):
     texts = ["Speak, speak.", "All:", "You are all resolved rather to die", "Before we"]
     ds = TextDataset(texts, tokenizer, max_length=15)
     loader = DataLoader(ds, batch_size=3, collate_fn=collate_fn)
-    trainer = Trainer(tiny_model(tokenizer.get_vocab_size()), loader, loader, output_dir=None)
+    trainer = Trainer(model_for(tokenizer.get_vocab_size()), loader, loader, output_dir=None)
     total, count = 0.0, 0
     model = trainer.raw_model.eval()
     for text in texts:  # one document at a time, no padding at all
@@ -293,39 +279,15 @@ def test_bf16_autocast_trains_on_cpu(tokenizer, tokens):
     assert math.isfinite(trainer.train(max_steps=2)["train_loss"])
 
 
-class _PressCtrlC(Dataset):
-    """Sends SIGINT to this process when item number `at` is fetched (a user pressing Ctrl-C)."""
-
-    def __init__(self, dataset, at):
-        self.dataset, self.at, self.fetched = dataset, at, 0
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        self.fetched += 1
-        if self.fetched == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-        return self.dataset[index]
-
-
 def test_ctrl_c_saves_and_resume_equals_uninterrupted_run(tokenizer, tokens, tmp_path):
     def run(out, wrap=None, resume=False):
-        trainer = trainer_for(tokenizer, tokens, out, dropout=0.2, eval_interval=4)
-        if wrap is not None:
-            loader = trainer.train_loader
-            trainer.train_loader = DataLoader(
-                wrap(loader.dataset),
-                batch_size=4,
-                sampler=loader.sampler,
-                generator=loader.generator,
-            )
+        trainer = trainer_for(tokenizer, tokens, out, dropout=0.2, eval_interval=4, wrap=wrap)
         summary = trainer.train(max_steps=10, resume_from=out if resume else None)
         return trainer, summary
 
     straight, _ = run(tmp_path / "a")
     handler = signal.getsignal(signal.SIGINT)
-    _, stopped = run(tmp_path / "b", wrap=lambda ds: _PressCtrlC(ds, at=6 * 4))
+    _, stopped = run(tmp_path / "b", wrap=lambda ds: _SendSignal(ds, at=6 * 4, sig=signal.SIGINT))
     assert signal.getsignal(signal.SIGINT) is handler  # the Trainer put the handler back
     assert stopped["stopped_early"] and stopped["step"] == 6
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["step"] == 6
@@ -354,60 +316,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tokenizer, tokens, tmp_pa
         assert torch.equal(a, b)
 
 
-def test_checkpoint_write_is_atomic(tokenizer, tmp_path, monkeypatch):
-    model = tiny_model(tokenizer.get_vocab_size())
-    path = tmp_path / "checkpoint.pt"
-    save_checkpoint(path, model, tokenizer, step=1)
-
-    def crash(obj, f, *args, **kwargs):
-        f.write(b"half a checkpoint")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, model, tokenizer, step=2)
-    monkeypatch.undo()
-    assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary file left behind
-    assert load_checkpoint(path)[2]["step"] == 1  # the previous checkpoint is intact
-
-
-def test_load_checkpoint_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        load_checkpoint(tmp_path)
-    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a tinylm checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="unknown tokenizer type"):
-        tokenizer_from_dict({"type": "wordpiece"})
-
-
-def test_damaged_checkpoints_are_a_clear_value_error(tokenizer, tmp_path):
-    good = save_checkpoint(tmp_path / "good.pt", tiny_model(tokenizer.get_vocab_size()), tokenizer)
-    data = good.read_bytes()
-    bad = {
-        "truncated.pt": data[: len(data) // 2],
-        "random.pt": bytes(
-            torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0))
-        ),
-        "text.pt": b"this is not a checkpoint\n",
-    }
-    for name, content in bad.items():
-        (tmp_path / name).write_bytes(content)
-    torch.save({"format": "tinylm-checkpoint", "version": 1}, tmp_path / "no_keys.pt")
-    torch.save([1, 2, 3], tmp_path / "a_list.pt")
-    state = torch.load(good, weights_only=True)
-    state["model"] = {k: v[:1] for k, v in state["model"].items()}  # wrong shapes
-    torch.save(state, tmp_path / "wrong_shapes.pt")
-    for name in [*bad, "no_keys.pt", "a_list.pt", "wrong_shapes.pt"]:
-        path = tmp_path / name
-        with pytest.raises(ValueError, match="(?s)tinylm checkpoint.*re-train or use another") as e:
-            load_checkpoint(path)
-        assert str(path) in str(e.value), name  # the message names the file
-    assert load_checkpoint(good)[2]["path"] == str(good)  # the good one still loads
-
-
 def test_train_needs_a_length(tokenizer):
-    trainer = Trainer(tiny_model(tokenizer.get_vocab_size()), iter([]), output_dir=None)
+    trainer = Trainer(model_for(tokenizer.get_vocab_size()), iter([]), output_dir=None)
     with pytest.raises(ValueError, match="num_epochs or max_steps"):
         trainer.train()
     with pytest.raises(ValueError, match="pass max_steps"):
@@ -418,49 +328,153 @@ def test_num_epochs_counts_batches(tokenizer):
     ds = TextDataset(["Speak, speak.", "All:", "Before we", "You are"] * 3, tokenizer)
     loader = DataLoader(ds, batch_size=4, shuffle=True, collate_fn=collate_fn)
     trainer = Trainer(
-        tiny_model(tokenizer.get_vocab_size()), loader, output_dir=None, progress=False
+        model_for(tokenizer.get_vocab_size()), loader, output_dir=None, progress=False
     )
     assert trainer.train(num_epochs=2)["step"] == 6  # 12 documents / 4 per batch, twice
 
 
-# --- the command line ---------------------------------------------------------------------------
+# --- settings: one source for every default, validated -------------------------------------------
 
 
-def test_cli_trains_writes_a_loadable_checkpoint_and_resumes(tmp_path, capsys):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(TEXT, encoding="utf-8")
-    parser = add_train_arguments(argparse.ArgumentParser())
-    flags = [
-        "--corpus",
-        str(corpus),
-        "--recipe",
-        "nanogpt-cpu",
-        "--batch-size",
-        "2",
-        "--block-size",
-        "16",
-        "--eval-batches",
-        "2",
-        "--no-progress",
-        "--out",
-        str(tmp_path / "run"),
+@pytest.mark.parametrize(
+    "field", ["learning_rate", "min_lr", "weight_decay", "max_grad_norm", "beta1", "beta2"]
+)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_config_rejects_non_finite_numbers(field, value):
+    # NaN slipped through `value <= 0` checks: max_grad_norm=nan turned every gradient into NaN
+    with pytest.raises(ValueError, match=f"TrainingConfig.{field} must be a finite number"):
+        TrainingConfig(**{field: value})
+
+
+def test_config_types_are_checked_and_numpy_integers_accepted():
+    import numpy as np
+
+    with pytest.raises(TypeError, match="warmup_steps must be int"):
+        TrainingConfig(warmup_steps=2.5)
+    with pytest.raises(TypeError, match="compile must be bool"):
+        TrainingConfig(compile="yes")
+    config = TrainingConfig(warmup_steps=np.int64(3), learning_rate=np.float32(1e-3))
+    assert type(config.warmup_steps) is int and type(config.learning_rate) is float
+
+
+def test_default_warmup_is_a_fraction_of_the_run():
+    # The old default (100 warmup steps) made a 100-step run nothing but warmup.
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = schedule_for(opt, TrainingConfig(learning_rate=1.0), total_steps=100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(schedule.get_last_lr()[0])
+        opt.step()
+        schedule.step()
+    assert max(lrs) == lrs[5] == 1.0  # 5% warmup, then the peak
+    assert math.isclose(lrs[-1], 0.1, rel_tol=0.01)  # min_lr: a tenth of the peak
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+
+def test_read_metrics_skips_a_torn_last_line_only(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    write_metrics(path, [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}])
+    with open(path, "a") as f:
+        f.write('{"step": 3, "lo')  # the writer was killed mid-line
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2]
+    path.write_text('{"step": 1}\n{"ste\n{"step": 3}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        read_metrics(path)
+
+
+def test_metrics_window_state_survives_a_resume():
+    whole, first = MetricsWindow(), MetricsWindow()
+    for loss in (1.0, 2.0, 3.0, 4.0):
+        whole.add(loss, tokens=10)
+    for loss in (1.0, 2.0):
+        first.add(loss, tokens=10)
+    second = MetricsWindow(**first.state_dict())
+    for loss in (3.0, 4.0):
+        second.add(loss, tokens=10)
+    assert second.record(4)["loss"] == whole.record(4)["loss"] == 2.5
+
+
+def test_batch_stream_resumes_mid_epoch():
+    loader = DataLoader(range(10), batch_size=3, shuffle=True)
+    stream = BatchStream(loader, seed=5)
+    it = iter(stream)
+    seen = [next(it).tolist() for _ in range(6)]  # two epochs of 4 batches, into the second
+    again = BatchStream(loader, seed=5)
+    again.epoch, again.batches_in_epoch = stream.epoch, stream.batches_in_epoch
+    assert next(iter(again)).tolist() == next(it).tolist()
+    assert sorted(sum(seen[:4], [])) == list(range(10))  # an epoch covers every item once
+
+
+# --- stopping and resuming -------------------------------------------------------------------------
+
+
+class _SendSignal(Dataset):
+    """Sends `sig` to this process when item number `at` is fetched (Ctrl-C, or a scheduler)."""
+
+    def __init__(self, dataset, at, sig):
+        self.dataset, self.at, self.sig, self.fetched = dataset, at, sig, 0
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        self.fetched += 1
+        if self.fetched == self.at:
+            os.kill(os.getpid(), self.sig)
+        return self.dataset[index]
+
+
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(tokenizer, tokens, tmp_path):
+    handler = signal.getsignal(signal.SIGTERM)
+    wrap = lambda ds: _SendSignal(ds, at=3 * 4, sig=signal.SIGTERM)
+    trainer = trainer_for(tokenizer, tokens, tmp_path, wrap=wrap)
+    summary = trainer.train(max_steps=50)
+    assert summary["stopped_early"] and summary["step"] == 3
+    assert summary["val_loss"] is None  # stopped before the first evaluation: not measured
+    assert load_checkpoint(tmp_path)[2]["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) is handler
+
+
+def test_first_record_after_a_mid_window_resume_averages_the_whole_window(
+    tokenizer, tokens, tmp_path
+):
+    # log_interval 4, Ctrl-C during step 6: the record at step 8 must average steps 5-8, as an
+    # uninterrupted run's does, not only steps 7-8.
+    def run(out, wrap=None, resume=False):
+        trainer = trainer_for(tokenizer, tokens, out, log_interval=4, wrap=wrap)
+        trainer.train(max_steps=12, resume_from=out if resume else None)
+
+    untimed = lambda d: [
+        {k: v for k, v in r.items() if k not in ("tokens_per_sec", "ms_per_step")}
+        for r in read_metrics(d)
     ]
-    assert run_train(parser.parse_args(flags + ["--max-steps", "2"])) == 0
-    model, tokenizer, info = load_checkpoint(tmp_path / "run")
-    assert info["step"] == 2 and model.config.max_seq_len == 16
-    assert model.config.d_model == RECIPES["nanogpt-cpu"]["model"]["d_model"]
-    assert info["training_config"]["learning_rate"] == 1e-3  # from the recipe
-    assert run_train(parser.parse_args(flags + ["--max-steps", "4", "--resume"])) == 0
-    assert load_checkpoint(tmp_path / "run")[2]["step"] == 4
-    steps = [json.loads(line)["step"] for line in open(tmp_path / "run" / "metrics.jsonl")]
-    assert steps == sorted(steps) and steps[-1] == 4
-    assert "val loss" in capsys.readouterr().out
+    run(tmp_path / "a")
+    run(tmp_path / "b", wrap=lambda ds: _SendSignal(ds, at=6 * 4, sig=signal.SIGINT))
+    assert [r["step"] for r in read_metrics(tmp_path / "b")] == [4]
+    with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "loss": 1.')  # a torn last line must not stop the resume
+    run(tmp_path / "b", resume=True)
+    assert untimed(tmp_path / "a") == untimed(tmp_path / "b")
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["step"] for line in lines)  # rewritten without the torn line
 
 
-def test_cli_help_explains_every_flag():
-    parser = add_train_arguments(argparse.ArgumentParser())
-    for action in parser._actions:
-        assert action.help, f"{action.option_strings} has no help"
-    help_text = parser.format_help()
-    for flag in ("--corpus", "--tokenizer", "--preset", "--max-steps", "--out", "--recipe"):
-        assert flag in help_text
+def test_divergence_message_says_when_weights_were_already_broken(tokenizer, tokens, tmp_path):
+    trainer = trainer_for(tokenizer, tokens, tmp_path)
+    trainer.train(max_steps=2)
+    model = trainer.raw_model
+    with torch.no_grad():
+        model.ln_f.weight[0] = float("nan")
+    fresh = Trainer(model, trainer.batches.loader, output_dir=tmp_path / "b", progress=False)
+    with pytest.raises(FloatingPointError, match="already held NaN.*wrote no checkpoint"):
+        fresh.train(max_steps=2)
+    assert not (tmp_path / "b" / "checkpoint.pt").exists()
+
+
+def test_model_in_eval_mode_still_trains_with_dropout(tokenizer, tokens):
+    trainer = trainer_for(tokenizer, tokens, None, dropout=0.5)
+    trainer.raw_model.eval()
+    trainer.train(max_steps=1)
+    assert trainer.raw_model.training

@@ -14,8 +14,8 @@ COMMANDS = {
     "train": (
         "tinylm_core.cli",
         "train a model on a corpus and write checkpoints",
-        "python -m tinylm_core train --corpus tinyshakespeare --tokenizer char --preset small "
-        "--max-steps 2000 --out runs/shakespeare",
+        "python -m tinylm_core train --corpus tinyshakespeare --recipe shakespeare-char "
+        "--out runs/shakespeare",
     ),
     "generate": (
         "tinylm_core.generate_cli",

@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 
-# cell 34
+# cell 37
 import hashlib
 import pickle
 import random
@@ -35,7 +35,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT, VERSION = "tinylm-checkpoint", 2
 
 
-# cell 36
+# cell 39
 def checksum(obj):
     """sha256 (hex) of a checkpoint's contents: tensors by dtype, shape and bytes, the rest by repr."""
     h = hashlib.sha256()
@@ -61,13 +61,14 @@ def checksum(obj):
     return h.hexdigest()
 
 
-# cell 39
+# cell 42
 def _unwrap(model):
     """The plain module under torch.compile and DistributedDataParallel wrappers."""
     model = getattr(model, "_orig_mod", model)  # torch.compile keeps the original here
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
+# cell 43
 def save_checkpoint(path, model, tokenizer=None, **state):
     """Write the weights, their ModelConfig, the tokenizer (as a dict) and any extra `state`
     (plain values and tensors) atomically, with a checksum. Refuses non-finite weights."""
@@ -95,7 +96,7 @@ def save_checkpoint(path, model, tokenizer=None, **state):
     return Path(path)
 
 
-# cell 41
+# cell 45
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file, the problem and the fix."""
 
@@ -112,6 +113,7 @@ def checkpoint_path(path_or_dir):
     return path
 
 
+# cell 46
 def _load_error(path, error):
     """A CheckpointError for what torch.load raised, without PyTorch's advice to disable safety."""
     unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
@@ -127,7 +129,7 @@ def _load_error(path, error):
     )
 
 
-# cell 42
+# cell 47
 def read_checkpoint(path_or_dir):
     """The contents of a checkpoint file, on the CPU, after every check: safe loading, the
     format marker and the checksum. Adds "path". Raises FileNotFoundError or CheckpointError."""
@@ -141,7 +143,10 @@ def read_checkpoint(path_or_dir):
     except Exception as e:  # any other parse failure of a damaged file
         raise _load_error(path, e) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a tinylm checkpoint (no format marker)")
+        raise CheckpointError(
+            f"{path} is not a tinylm checkpoint (no format marker); pass a file written by "
+            "save_checkpoint or a Trainer"
+        )
     if checkpoint.get("version", 1) >= 2:  # version 1 files predate checksums
         stored = checkpoint.pop("checksum", None)
         if stored != checksum(checkpoint):
@@ -153,7 +158,7 @@ def read_checkpoint(path_or_dir):
     return checkpoint
 
 
-# cell 44
+# cell 49
 def model_from_checkpoint(checkpoint):
     """The TransformerLM a checkpoint describes, weights loaded, after checking its config
     against the stored tensors (names, shapes, buffer sizes) without allocating anything."""
@@ -163,18 +168,23 @@ def model_from_checkpoint(checkpoint):
         with torch.device("meta"):  # shapes only, no memory
             skeleton = TransformerLM.from_config(config)
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path} has an invalid model_config ({e})") from None
+        raise CheckpointError(
+            f"{path} has an invalid model_config ({e}); use another checkpoint or re-train"
+        ) from None
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in weights.items()} if isinstance(weights, dict) else {}
     if expected != found:
         wrong = sorted(set(expected.items()) ^ set(found.items()))[:3]
-        raise CheckpointError(f"{path}: its model_config does not match its weights ({wrong})")
+        raise CheckpointError(
+            f"{path}: its model_config does not match its weights ({wrong}); use another "
+            "checkpoint or re-train"
+        )
     model = TransformerLM.from_config(config)
     model.load_state_dict(weights)
     return model
 
 
-# cell 45
+# cell 50
 def load_checkpoint(path_or_dir, device="cpu"):
     """Load a checkpoint written by `save_checkpoint` -> (model in eval mode, tokenizer, info).
 
@@ -187,7 +197,9 @@ def load_checkpoint(path_or_dir, device="cpu"):
     try:
         tokenizer = Tokenizer.from_dict(d) if d is not None else None
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{checkpoint['path']} holds an invalid tokenizer ({e})") from None
+        raise CheckpointError(
+            f"{checkpoint['path']} holds an invalid tokenizer ({e}); use another checkpoint or re-train"
+        ) from None
     try:
         model.to(device)
     except (AssertionError, RuntimeError) as e:  # no CUDA build, no such GPU, ...
@@ -200,7 +212,7 @@ def load_checkpoint(path_or_dir, device="cpu"):
     return model.eval(), tokenizer, info
 
 
-# cell 48
+# cell 53
 def rng_state():
     """Every random number generator training touches, as tensors and plain Python values only."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -222,7 +234,7 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-# cell 108
+# cell 120
 def check_resumable(checkpoint, model, tokenizer):
     """CheckpointError unless `checkpoint` holds training state for this model and tokenizer."""
     path, ours = checkpoint["path"], asdict(model.config)
@@ -243,5 +255,6 @@ def check_resumable(checkpoint, model, tokenizer):
         )
     if "optimizer" not in checkpoint or "rng" not in checkpoint:
         raise CheckpointError(
-            f"cannot resume from {path}: it holds weights only, no training state"
+            f"cannot resume from {path}: it holds weights only, no training state; resume "
+            "from a checkpoint a Trainer wrote"
         )

@@ -12,7 +12,7 @@ __all__ = [
 ]
 
 
-# cell 127
+# cell 143
 import argparse
 import json
 import sys
@@ -35,7 +35,7 @@ from tinylm_core.settings import RECIPES, TrainingConfig, TrainRun, field_type
 from tinylm_core.trainer import Trainer
 
 
-# cell 130
+# cell 146
 def _parse(kind, optional):
     """argparse `type` for a field: int, float or str, and 'none' for an optional field."""
 
@@ -55,7 +55,7 @@ def _default(f):
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
-# cell 131
+# cell 147
 def add_config_arguments(parser, config_class, *, exclude=(), aliases=None, title=None):
     """Add a flag for each field of the dataclass `config_class` (but those in `exclude`):
     --field-name (plus `aliases[name]`), typed and explained by the field, "(default: ...)" taken
@@ -69,18 +69,16 @@ def add_config_arguments(parser, config_class, *, exclude=(), aliases=None, titl
         options = dict(
             dest=f.name, default=argparse.SUPPRESS, help=f"{text} (default: {_default(f)})"
         )
-        if kind is bool:
-            options["action"] = argparse.BooleanOptionalAction  # --compile / --no-compile
+        if kind is bool:  # --resume; --progress / --no-progress when it is on by default
+            options["action"] = argparse.BooleanOptionalAction if f.default else "store_true"
         else:
-            options.update(type=_parse(kind, optional), metavar=kind.__name__.upper())
-            if "choices" in f.metadata:
-                options.update(choices=f.metadata["choices"], metavar=None)
+            options.update(type=_parse(kind, optional), choices=f.metadata.get("choices"))
         flags = [f"--{f.name.replace('_', '-')}", *(aliases or {}).get(f.name, [])]
         group.add_argument(*flags, **options)
     return group
 
 
-# cell 132
+# cell 148
 def config_from_args(config_class, args, **base):
     """config_class(**base), with every flag given on the command line on top. Errors become a
     ValueError that names the flag (--learning-rate) instead of the field."""
@@ -101,7 +99,7 @@ def fail(message):
     return 2
 
 
-# cell 137
+# cell 154
 def add_train_arguments(parser):
     """The flags of `python -m tinylm_core train`, derived from TrainRun and TrainingConfig."""
     add_config_arguments(parser, TrainRun, title="the run")
@@ -120,11 +118,14 @@ def _describe(recipe):
     return ", ".join(f"{k}={v}" for k, v in flat.items())
 
 
+# cell 155
 def train_settings(args):
     """-> (TrainRun, model fields, TrainingConfig): flags given > the recipe > the defaults."""
-    recipe = RECIPES.get(getattr(args, "recipe", TrainRun.recipe), {})
+    default = "none" if hasattr(args, "preset") else TrainRun.recipe  # --preset: no recipe
+    name = getattr(args, "recipe", default)
+    recipe = RECIPES.get(name, {})
     shape = {k: recipe[k] for k in ("block_size", "batch_size", "max_steps") if k in recipe}
-    run = config_from_args(TrainRun, args, **shape)
+    run = config_from_args(TrainRun, args, recipe=name, **shape)
     training = config_from_args(TrainingConfig, args, **recipe.get("training", {}))
     model = dict(recipe.get("model", {}))
     model.update(
@@ -135,27 +136,24 @@ def train_settings(args):
     return run, model, training
 
 
-# cell 139
+# cell 157
 RUN_FILES = (CHECKPOINT_NAME, "metrics.jsonl", "config.json", "loss.png")
 
 
-def _claim_output(run):
-    """Check --out against --resume/--overwrite; clear it for --overwrite. -> resume path or None."""
-    out = Path(run.out)
-    found = [name for name in RUN_FILES if (out / name).exists()]
+def _check_output(run):
+    """-> the files of an earlier run in --out; refused unless --resume or --overwrite."""
+    found = [name for name in RUN_FILES if (Path(run.out) / name).exists()]
     if found and not (run.resume or run.overwrite):
         raise ValueError(
-            f"{out} already holds a run ({', '.join(found)}); pass --resume to continue it, "
+            f"{run.out} already holds a run ({', '.join(found)}); pass --resume to continue it, "
             "--overwrite to start over, or another --out"
         )
-    if run.overwrite:
-        for name in found:
-            (out / name).unlink()
     if run.resume and CHECKPOINT_NAME not in found:
-        print(f"no checkpoint in {out} yet: starting a new run there", file=sys.stderr)
-    return out / CHECKPOINT_NAME if run.resume and CHECKPOINT_NAME in found else None
+        print(f"no checkpoint in {run.out} yet: starting a new run there", file=sys.stderr)
+    return found
 
 
+# cell 158
 def _tokenize(run):
     """The corpus as one token tensor, and the tokenizer. Errors are ValueErrors naming the file."""
     try:
@@ -175,7 +173,7 @@ def _tokenize(run):
     return torch.tensor(tokenizer.encode(text), dtype=torch.long), tokenizer
 
 
-# cell 140
+# cell 159
 def _build_trainer(run, model_fields, training, tokens, tokenizer):
     train_set, val_set = TokenWindowDataset.train_val(tokens, run.block_size, run.val_fraction)
     config = ModelConfig.from_preset(
@@ -199,29 +197,32 @@ def _describe_eval(trainer):
     return f"the first {trainer.config.eval_batches} batches of the held-out split"
 
 
-# cell 142
-def _finish(trainer, run, summary):
+# cell 161
+def _write_record(trainer, run):
+    """OUT/config.json (every setting) and OUT/loss.png (if matplotlib is there) -> files written."""
     out = Path(run.out)
-    settings = {
-        "run": asdict(run),
-        "model": asdict(trainer.raw_model.config),
-        "training": asdict(trainer.config),
-    }
+    settings = {"run": asdict(run), "model": asdict(trainer.raw_model.config)}
+    settings["training"] = asdict(trainer.config)
     with atomic_file(out / "config.json") as f:
         f.write(json.dumps(settings, indent=1).encode("utf-8"))
     try:
         import matplotlib.pyplot as plt
-
-        fig = plot_metrics(out)
-        fig.savefig(out / "loss.png", dpi=100)
-        plt.close(fig)
-        written = f"{out / 'loss.png'}, "
     except ImportError:
-        written = ""
         print(
             "note: matplotlib is not installed, so no loss.png (pip install matplotlib)",
             file=sys.stderr,
         )
+        return [out / CHECKPOINT_NAME, out / "config.json"]
+    fig = plot_metrics(out)
+    fig.savefig(out / "loss.png", dpi=100)
+    plt.close(fig)
+    return [out / CHECKPOINT_NAME, out / "config.json", out / "loss.png"]
+
+
+# cell 162
+def _finish(trainer, run, summary):
+    """Write the record of the run, then say what it reached and where everything is."""
+    written = _write_record(trainer, run)
     number = lambda value: f"{value:.4f}" if value is not None else "not measured yet"
     print(
         f"step {summary['step']}: train loss {number(summary['train_loss'])}, val loss "
@@ -229,23 +230,18 @@ def _finish(trainer, run, summary):
     )
     if summary["stopped_early"]:
         print("stopped early: continue with the same command plus --resume")
-    print(
-        f"wrote {out / CHECKPOINT_NAME}, {written}{out / 'config.json'}; metrics: {out / 'metrics.jsonl'}"
-    )
+    print(f"wrote {', '.join(map(str, written))}; metrics: {Path(run.out) / 'metrics.jsonl'}")
 
 
-# cell 143
+# cell 163
 def run_train(args):
     """`python -m tinylm_core train`. Exit status: 0 done (or stopped cleanly), 1 diverged,
     2 a usage error (one `error:` line on stderr)."""
     try:
         run, model_fields, training = train_settings(args)
-        ddp, rank, _, _ = join_process_group()
+        rank = join_process_group()[1]
         with RunLock(run.out) if rank == 0 else nullcontext():
-            checkpoint = Path(run.out) / CHECKPOINT_NAME
-            resume_from = checkpoint if run.resume and checkpoint.exists() else None
-            if rank == 0:
-                resume_from = _claim_output(run)
+            found = _check_output(run)
             tokens, tokenizer = _tokenize(run)
             trainer = _build_trainer(run, model_fields, training, tokens, tokenizer)
             if trainer.is_main:
@@ -255,6 +251,10 @@ def run_train(args):
                     f"{trainer.raw_model.num_parameters():,} parameters, vocabulary "
                     f"{config.vocab_size}; {len(tokens):,} tokens; device {trainer.device}"
                 )
+                for name in found if run.overwrite else ():
+                    (Path(run.out) / name).unlink()  # only now: every check has passed
+            resume = run.resume and CHECKPOINT_NAME in found
+            resume_from = Path(run.out) / CHECKPOINT_NAME if resume else None
             summary = trainer.train(max_steps=run.max_steps, resume_from=resume_from)
             if trainer.is_main:
                 _finish(trainer, run, summary)

@@ -48,9 +48,11 @@ class TokenWindowDataset(Dataset):
             )
         self.tokens, self.block_size, self.stride = tokens, block_size, stride
 
+    # cell 12
     def __len__(self):
         return (len(self.tokens) - self.block_size - 1) // self.stride + 1
 
+    # cell 12
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"window {index} out of range for {len(self)} windows")
@@ -58,7 +60,7 @@ class TokenWindowDataset(Dataset):
         chunk = self.tokens[start : start + self.block_size + 1]
         return {"input_ids": chunk[:-1], "labels": chunk[1:]}  # (T,), (T,)
 
-    # cell 13
+    # cell 15
     @classmethod
     def train_val(cls, tokens, block_size, val_fraction=0.1):
         """Split by position: the first part trains (every window), the last part validates
@@ -72,7 +74,7 @@ class TokenWindowDataset(Dataset):
         return train, val
 
 
-# cell 18
+# cell 20
 class TextDataset(Dataset):
     """A list of documents, each encoded once and cut to at most `max_length` + 1 tokens.
 
@@ -96,14 +98,16 @@ class TextDataset(Dataset):
         if not self.examples:
             raise ValueError("no text gave at least 2 tokens; pass non-empty texts")
 
+    # cell 21
     def __len__(self):
         return len(self.examples)
 
+    # cell 21
     def __getitem__(self, index):
         return {"input_ids": self.examples[index]}
 
 
-# cell 20
+# cell 23
 def collate_fn(batch, pad_token_id=0):
     """Pad a list of `TextDataset` items into one batch of aligned inputs and targets.
 
@@ -124,7 +128,7 @@ def collate_fn(batch, pad_token_id=0):
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-# cell 87
+# cell 98
 class ResumableSampler(DistributedSampler):
     """DistributedSampler (also used with one process) that can start part-way into an epoch.
 
@@ -141,7 +145,7 @@ class ResumableSampler(DistributedSampler):
         return self.num_samples - self.start
 
 
-# cell 90
+# cell 101
 def shard_loader(loader, world_size=1, rank=0, seed=0, shuffle=None):
     """-> (loader, sampler): a standard DataLoader rebuilt on a ResumableSampler (this rank's
     shard; shuffle=None keeps the loader's choice), or (loader, None) for anything else."""
@@ -165,7 +169,7 @@ def shard_loader(loader, world_size=1, rank=0, seed=0, shuffle=None):
     return rebuilt, sampler
 
 
-# cell 91
+# cell 102
 class BatchStream:
     """Micro-batches forever, epoch after epoch, from where a resumed run left off; `epoch` and
     `batches_in_epoch` are its position, saved in checkpoints."""

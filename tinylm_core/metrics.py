@@ -4,7 +4,7 @@
 __all__ = ["append_metrics", "write_metrics", "read_metrics", "MetricsWindow", "plot_metrics"]
 
 
-# cell 71
+# cell 82
 import json
 import time
 from pathlib import Path
@@ -24,7 +24,7 @@ def write_metrics(path, records):
         f.write("".join(json.dumps(r) + "\n" for r in records).encode("utf-8"))
 
 
-# cell 72
+# cell 83
 def read_metrics(path_or_dir):
     """The records of a metrics.jsonl (the file or its directory), as a list of dicts. A torn last
     line (a run killed mid-write) is skipped; a bad line elsewhere is an error naming it."""
@@ -44,7 +44,7 @@ def read_metrics(path_or_dir):
     return records
 
 
-# cell 75
+# cell 86
 class MetricsWindow:
     """The steps since the last metrics record: summed loss and step count (saved in
     checkpoints), and a clock for tokens/s and ms/step (restarted, never saved)."""
@@ -70,7 +70,7 @@ class MetricsWindow:
         return {"loss": self.loss, "steps": self.steps}
 
 
-# cell 78
+# cell 89
 def plot_metrics(metrics):
     """Train/val loss, learning rate and gradient norm against step. `metrics` is a list of
     records (`trainer.history`) or a path to metrics.jsonl / its directory. Returns the figure."""

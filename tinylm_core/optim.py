@@ -1,16 +1,16 @@
 # This file is generated from notebooks/06_training.ipynb by `make export`.
 # Do not edit it: edit the notebook, then run `make export`.
 
-__all__ = ["configure_optimizer", "get_cosine_schedule_with_warmup"]
+__all__ = ["configure_optimizer", "get_cosine_schedule_with_warmup", "count_steps", "schedule_for"]
 
 
-# cell 25
+# cell 28
 import math
 
 import torch
 
 
-# cell 26
+# cell 29
 def configure_optimizer(model, learning_rate, weight_decay=0.1, betas=(0.9, 0.95)):
     """AdamW that decays only matrices (linear weights, embeddings), never biases or norm gains.
 
@@ -29,7 +29,7 @@ def configure_optimizer(model, learning_rate, weight_decay=0.1, betas=(0.9, 0.95
     return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
 
 
-# cell 29
+# cell 32
 def get_cosine_schedule_with_warmup(
     optimizer, num_warmup_steps, num_training_steps, min_lr_ratio=0.0, last_epoch=-1
 ):
@@ -58,3 +58,31 @@ def get_cosine_schedule_with_warmup(
         return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda, last_epoch)
+
+
+# cell 123
+def count_steps(batches, grad_accum_steps, num_epochs, max_steps):
+    """The optimizer steps a run takes: max_steps, or num_epochs passes over `batches`."""
+    if max_steps is None and num_epochs is None:
+        raise ValueError("train() needs num_epochs or max_steps")
+    if max_steps is None:
+        try:
+            max_steps = num_epochs * (len(batches) // grad_accum_steps)
+        except TypeError:
+            raise ValueError("this train_dataloader has no len(); pass max_steps instead") from None
+    if max_steps < 1:
+        raise ValueError(
+            f"train() needs at least 1 step, got {max_steps} (lower grad_accum_steps?)"
+        )
+    return max_steps
+
+
+# cell 124
+def schedule_for(optimizer, config, total_steps):
+    """The warmup + cosine schedule of a run: warmup 5% of the steps and min_lr a tenth of the
+    peak unless the config sets them."""
+    warmup = config.warmup_steps if config.warmup_steps is not None else round(0.05 * total_steps)
+    min_lr = config.min_lr if config.min_lr is not None else config.learning_rate / 10
+    return get_cosine_schedule_with_warmup(
+        optimizer, min(warmup, total_steps), total_steps, min_lr / config.learning_rate
+    )

@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 
-# cell 54
+# cell 59
 import os
 import random
 import signal
@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 
-# cell 55
+# cell 60
 def resolve_device(device="auto", local_rank=None):
     """'auto' -> cuda, then mps (Apple GPUs), then cpu. Under DDP (`local_rank` given) each
     process takes its own GPU. A device that is not there is a ValueError naming the fix."""
@@ -53,6 +53,7 @@ def resolve_device(device="auto", local_rank=None):
     return device
 
 
+# cell 62
 def autocast_dtype(precision, device):
     """torch.bfloat16 for 'bf16', and for 'auto' on a GPU that supports it; None means fp32."""
     cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -64,7 +65,7 @@ def autocast(device, dtype):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
-# cell 57
+# cell 64
 def join_process_group():
     """-> (ddp, rank, world_size, local_rank). Under torchrun (WORLD_SIZE > 1) join the process
     group, NCCL on GPUs and gloo on CPUs; otherwise one process: (False, 0, 1, None)."""
@@ -75,6 +76,7 @@ def join_process_group():
     return True, dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
 
+# cell 65
 def wrap_model(model, device, ddp, compile):
     """The model as training runs it: in DistributedDataParallel under torchrun (it broadcasts rank
     0's weights, then averages gradients in backward()), then compiled if asked."""
@@ -92,7 +94,7 @@ def seed_everything(seed, rank=0):
     torch.manual_seed(seed + rank)
 
 
-# cell 59
+# cell 67
 class StopSignals:
     """Within `with StopSignals() as stop:`, Ctrl-C (SIGINT) and SIGTERM set `stop.requested` (the
     signal's name) instead of killing the process; a second Ctrl-C raises KeyboardInterrupt.
@@ -112,6 +114,7 @@ class StopSignals:
             signal.signal(sig, handler)
         self._previous.clear()
 
+    # cell 69
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt  # second Ctrl-C: the user really wants out now
@@ -120,7 +123,7 @@ class StopSignals:
             f"\n{self.requested}: stopping after this step and saving a checkpoint", file=sys.stderr
         )
 
-    # cell 62
+    # cell 72
     def agreed(self, ddp, device):
         """Whether a stop was requested on this rank or, under DDP, on any rank."""
         flag = torch.tensor([float(self.requested is not None)], device=device)
@@ -129,7 +132,7 @@ class StopSignals:
         return bool(flag.item())
 
 
-# cell 64
+# cell 74
 class RunDirectoryInUse(RuntimeError):
     """Another live process holds the run directory's lock."""
 
@@ -147,7 +150,7 @@ def process_alive(pid):
     return True
 
 
-# cell 65
+# cell 75
 class RunLock:
     """`with RunLock(directory):` claims the directory for this process (file run.lock, holding
     the PID). A lock held by a live process raises RunDirectoryInUse; a dead one's is taken over.
@@ -182,7 +185,7 @@ class RunLock:
             self.path.unlink(missing_ok=True)
             self._held = False
 
-    # cell 66
+    # cell 76
     def _live_owner(self):
         """The PID holding the lock, or None when the lock is stale (its process died) or gone."""
         try:
@@ -195,7 +198,7 @@ class RunLock:
         return pid if pid == os.getpid() or process_alive(pid) else None
 
 
-# cell 69
+# cell 79
 class FinalLine:
     """A progress 'bar' that prints one line when closed: steps, time and the last postfix."""
 
@@ -216,6 +219,7 @@ class FinalLine:
             print(f"{self.n}/{self.total} steps in {seconds:.0f} s{extra}", file=sys.stderr)
 
 
+# cell 80
 def progress_bar(total, initial=0, enabled=True):
     """A live tqdm bar in a terminal (or a Jupyter widget when ipywidgets is installed), else FinalLine."""
     if enabled and sys.stderr.isatty():

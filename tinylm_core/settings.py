@@ -4,7 +4,7 @@
 __all__ = ["setting", "field_type", "check_settings", "TrainingConfig", "RECIPES", "TrainRun"]
 
 
-# cell 80
+# cell 91
 import math
 import numbers
 import types
@@ -26,7 +26,7 @@ def field_type(f):
     return f.type, False
 
 
-# cell 81
+# cell 92
 def check_settings(config):
     """Raise TypeError/ValueError unless each field holds its annotated type (None only where
     `| None`), each float is finite and each field with `choices` holds one of them."""
@@ -47,7 +47,7 @@ def check_settings(config):
             raise ValueError(f"{name}.{f.name} must be one of {list(choices)}, got {value!r}")
 
 
-# cell 83
+# cell 94
 @dataclass
 class TrainingConfig:
     """Every hyperparameter of a training run, with its default. Trainer(..., name=value)
@@ -80,7 +80,7 @@ class TrainingConfig:
     def __post_init__(self):
         self.validate()
 
-    # cell 84
+    # cell 95
     def validate(self):
         """Types and finiteness (check_settings), then the ranges; each message names the fix."""
         check_settings(self)
@@ -106,7 +106,7 @@ class TrainingConfig:
             )
 
 
-# cell 128
+# cell 144
 _SMALL_CHAR_MODEL = dict(d_model=128, num_layers=4, num_heads=4, d_ff=512, dropout=0.0, bias=False)
 RECIPES = {
     # nanoGPT's CPU recipe for character-level Tiny Shakespeare (the README of karpathy/nanoGPT),
@@ -131,7 +131,7 @@ RECIPES = {
 }
 
 
-# cell 135
+# cell 151
 @dataclass
 class TrainRun:
     """Settings of `python -m tinylm_core train` that are not the Trainer's (those: TrainingConfig)."""
@@ -151,7 +151,7 @@ class TrainRun:
     )
     preset: str = setting(
         "small",
-        "model size from ModelConfig presets, used with --recipe none",
+        "model size from ModelConfig presets; given alone, it replaces the default recipe",
         choices=tuple(PRESETS),
     )
     out: str = setting(
@@ -173,6 +173,10 @@ class TrainRun:
     overwrite: bool = setting(False, "start over in an --out that already holds a run")
 
     def __post_init__(self):
+        self.validate()
+
+    # cell 152
+    def validate(self):
         check_settings(self)
         for name in ("max_steps", "batch_size", "block_size"):
             if getattr(self, name) < 1:

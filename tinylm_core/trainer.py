@@ -3,16 +3,16 @@
 
 __all__ = [
     "Trainer",
-    "batch_tensors",
+    "batch_loss",
     "divergence_message",
     "training_state",
     "restore_training_state",
-    "count_steps",
     "summarize",
 ]
 
 
-# cell 94
+# cell 105
+import itertools
 import math
 import time
 from contextlib import nullcontext
@@ -32,7 +32,7 @@ from tinylm_core.checkpoint import (
 from tinylm_core.checkpoint import save_checkpoint as write_checkpoint
 from tinylm_core.datasets import BatchStream, shard_loader
 from tinylm_core.metrics import MetricsWindow, append_metrics, read_metrics, write_metrics
-from tinylm_core.optim import configure_optimizer, get_cosine_schedule_with_warmup
+from tinylm_core.optim import configure_optimizer, count_steps, schedule_for
 from tinylm_core.runtime import (
     RunLock,
     StopSignals,
@@ -47,7 +47,7 @@ from tinylm_core.runtime import (
 from tinylm_core.settings import TrainingConfig
 
 
-# cell 95
+# cell 106
 class Trainer:
     """Train a TransformerLM: AdamW, warmup + cosine schedule, clipping, eval, checkpoints, DDP.
 
@@ -88,15 +88,7 @@ class Trainer:
         self.history = []  # the records also written to output_dir/metrics.jsonl
         self.last_checkpoint = None  # (path, step) of the last checkpoint written or resumed
 
-    # cell 98
-    def _forward(self, model, batch):
-        """Mean cross-entropy of one batch and its number of target tokens (labels not -100)."""
-        input_ids, labels, mask = batch_tensors(batch, self.device)
-        with autocast(self.device, self.autocast_dtype):
-            loss = model(input_ids, targets=labels, attention_mask=mask).loss
-        return loss, int((labels != -100).sum())
-
-    # cell 99
+    # cell 110
     @torch.no_grad()
     def evaluate(self, max_batches=None):
         """Token-weighted mean loss over the eval loader (all ranks together) and its perplexity."""
@@ -105,10 +97,8 @@ class Trainer:
         max_batches = max_batches or self.config.eval_batches
         self.model.eval()
         total = torch.zeros(2, dtype=torch.float64, device=self.device)  # [loss sum, tokens]
-        for i, batch in enumerate(self.eval_loader):
-            if max_batches is not None and i >= max_batches:
-                break
-            loss, n = self._forward(self.model, batch)
+        for batch in itertools.islice(self.eval_loader, max_batches):
+            loss, n = batch_loss(self.model, batch, self.device, self.autocast_dtype)
             total += torch.tensor([loss.item() * n, n], dtype=torch.float64, device=self.device)
         self.model.train()
         if self.ddp:
@@ -116,7 +106,7 @@ class Trainer:
         val_loss = (total[0] / total[1]).item()
         return {"val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50.0))}
 
-    # cell 102
+    # cell 113
     def _train_step(self, batches):
         """One optimizer step over grad_accum_steps micro-batches -> (loss, grad norm, tokens)."""
         accum = self.config.grad_accum_steps
@@ -125,7 +115,7 @@ class Trainer:
             # DDP averages gradients across ranks in backward(); do it once, on the last micro-batch
             sync = micro == accum - 1 or not self.ddp
             with nullcontext() if sync else self.model.no_sync():
-                loss, n = self._forward(self.model, next(batches))
+                loss, n = batch_loss(self.model, next(batches), self.device, self.autocast_dtype)
                 (loss / accum).backward()  # the mean over micro-batches, as one big batch would
             loss_sum, tokens = loss_sum + loss.item(), tokens + n
         max_norm = self.config.max_grad_norm or math.inf  # inf: measure, do not clip
@@ -139,7 +129,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return loss, grad_norm, tokens * self.world_size
 
-    # cell 106
+    # cell 118
     def save_checkpoint(self, path=None):
         """Checkpoint everything needed to resume (rank 0 only; a no-op without output_dir)."""
         if not self.is_main or (path is None and self.output_dir is None):
@@ -149,23 +139,19 @@ class Trainer:
         self.last_checkpoint = (path, self.step)
         return path
 
-    # cell 111
+    # cell 125
     def _start(self, num_epochs, max_steps, resume_from):
         """-> the number of steps to reach; builds the schedule, then resumes or starts afresh."""
-        cfg = self.config
-        max_steps = count_steps(self.batches, cfg.grad_accum_steps, num_epochs, max_steps)
-        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(0.05 * max_steps)
-        min_lr = cfg.min_lr if cfg.min_lr is not None else cfg.learning_rate / 10
-        self.scheduler = get_cosine_schedule_with_warmup(
-            self.optimizer, min(warmup, max_steps), max_steps, min_lr / cfg.learning_rate
-        )
+        max_steps = count_steps(self.batches, self.config.grad_accum_steps, num_epochs, max_steps)
+        self.scheduler = schedule_for(self.optimizer, self.config, max_steps)
+        self.model.train()  # dropout on, whatever mode the model came in
         if resume_from is not None:
             restore_training_state(self, resume_from)
         elif self.is_main and self.output_dir is not None:
             (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run
         return max_steps
 
-    # cell 112
+    # cell 126
     def _run_steps(self, total_steps, bar, stop):
         """The loop; returns True when a signal stopped it early."""
         every = lambda interval: interval is not None and self.step % interval == 0
@@ -188,21 +174,17 @@ class Trainer:
                 return True
         return False
 
-    # cell 112
+    # cell 127
     def _log(self, record):
         self.history.append(record)
         if self.is_main and self.output_dir is not None:
             append_metrics(self.output_dir / "metrics.jsonl", record)
 
-    # cell 113
+    # cell 128
     def train(self, num_epochs=None, max_steps=None, resume_from=None):
-        """Run optimizer steps until `max_steps` or `num_epochs` passes over the training data.
-
-        resume_from: a checkpoint (file or output_dir) to continue from, exactly as if the run had
-        never stopped. Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and returns.
-        Returns a summary: step, train_loss and val_loss (None until measured), elapsed_s,
-        stopped_early.
-        """
+        """Train for `max_steps` steps or `num_epochs` epochs -> a summary (see `summarize`).
+        resume_from: a checkpoint (file or output_dir) to continue exactly as if never stopped.
+        Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and returns."""
         start = time.perf_counter()
         claim = self.is_main and self.output_dir is not None
         with RunLock(self.output_dir) if claim else nullcontext(), StopSignals() as stop:
@@ -215,20 +197,22 @@ class Trainer:
         return summarize(self.history, self.step, time.perf_counter() - start, stopped)
 
 
-# cell 98
-def batch_tensors(batch, device):
-    """(input_ids, labels, attention_mask or None) of a dict or (input_ids, labels) batch, on device."""
+# cell 109
+def batch_loss(model, batch, device, autocast_dtype=None):
+    """Mean cross-entropy of one batch, on `device`, and its number of target tokens (not -100).
+    A batch is a dict with input_ids, labels and optionally attention_mask, or a pair."""
     if not isinstance(batch, dict):
         batch = {"input_ids": batch[0], "labels": batch[1]}
+    input_ids = batch["input_ids"].to(device, non_blocking=True)  # (B, T)
+    labels = batch["labels"].to(device, non_blocking=True)  # (B, T)
     mask = batch.get("attention_mask")
-    return (
-        batch["input_ids"].to(device, non_blocking=True),  # (B, T)
-        batch["labels"].to(device, non_blocking=True),  # (B, T)
-        mask.to(device, non_blocking=True) if mask is not None else None,  # (B, T)
-    )
+    mask = mask.to(device, non_blocking=True) if mask is not None else None  # (B, T)
+    with autocast(device, autocast_dtype):
+        loss = model(input_ids, targets=labels, attention_mask=mask).loss
+    return loss, int((labels != -100).sum())
 
 
-# cell 104
+# cell 115
 def divergence_message(trainer, loss, grad_norm):
     """What happened, what was kept and what to try, for a non-finite loss or gradient norm."""
     params = trainer.raw_model.parameters()
@@ -246,7 +230,7 @@ def divergence_message(trainer, loss, grad_norm):
     )
 
 
-# cell 106
+# cell 117
 def training_state(trainer):
     """What a checkpoint holds besides the model and tokenizer, to resume `trainer` exactly."""
     evals = [r for r in trainer.history if "val_loss" in r]
@@ -263,7 +247,7 @@ def training_state(trainer):
     )
 
 
-# cell 109
+# cell 121
 def restore_training_state(trainer, path_or_dir):
     """Continue `trainer` from a checkpoint: weights, optimizer, schedule, data position, RNG
     states, metrics window; metrics.jsonl loses the records after the checkpoint."""
@@ -285,24 +269,7 @@ def restore_training_state(trainer, path_or_dir):
         write_metrics(metrics, trainer.history)
 
 
-# cell 111
-def count_steps(batches, grad_accum_steps, num_epochs, max_steps):
-    """The optimizer steps a run takes: max_steps, or num_epochs passes over `batches`."""
-    if max_steps is None and num_epochs is None:
-        raise ValueError("train() needs num_epochs or max_steps")
-    if max_steps is None:
-        try:
-            max_steps = num_epochs * (len(batches) // grad_accum_steps)
-        except TypeError:
-            raise ValueError("this train_dataloader has no len(); pass max_steps instead") from None
-    if max_steps < 1:
-        raise ValueError(
-            f"train() needs at least 1 step, got {max_steps} (lower grad_accum_steps?)"
-        )
-    return max_steps
-
-
-# cell 113
+# cell 129
 def summarize(history, step, seconds, stopped):
     """train()'s summary; a loss is None until measured (a run stopped before its first record)."""
     losses = [r["loss"] for r in history if "loss" in r]
