@@ -1,27 +1,55 @@
 """Tokenizer speed on the full Tiny Shakespeare, measured side by side in one run.
 
     python bench/tokenizer_speed.py            # a few minutes: the naive reference is slow
-    python bench/tokenizer_speed.py --quick    # skip the naive reference
+    python bench/tokenizer_speed.py --quick    # skip the naive reference and the seed's 64k run
 
 Prints BPE training time (fast trainer on the full text; fast and naive reference on a 100 KB
 slice), encode/decode throughput with GPT-2's vocabulary and with a trained one (cold = empty chunk
 cache, warm = every chunk cached), and the ratios. Targets (issue 3, 2-core CPU): vocab 1024 on the
-full text in under 3 s; GPT-2 encode at 2 MB/s or more. Each figure is the best of a few runs, as
-wall time and as CPU time of this process: on a shared machine the wall time also counts the time
-other processes held the CPU, so compare CPU times when the load average is high.
+full text in under 3 s; GPT-2 encode at 2 MB/s or more. Then long chunks (issue 14, item 6): GPT-2
+encoding of "a" * n with the seed's encoder, which rescanned the chunk after every merge (time
+grows like n squared), against today's heap of merge ranks (n log n), and both encoders' cold
+GPT-2 throughput on the whole text. Each figure is the best of a few runs, as wall time and as CPU
+time of this process: on a shared machine the wall time also counts the time other processes held
+the CPU, so compare CPU times when the load average is high.
 """
 
 import argparse
 import os
 import time
+from itertools import repeat
 
-from tinylm_core.bpe_tokenizer import (
-    GPT2_SPLIT_PATTERN,
-    BPETokenizer,
-    train_bpe,
-    train_bpe_reference,
-)
+from tinylm_core.bpe_tokenizer import BPETokenizer
+from tinylm_core.bpe_training import train_bpe, train_bpe_reference
 from tinylm_core.downloads import gpt2_vocab_files, load_corpus
+from tinylm_core.pretokenize import GPT2_SPLIT_PATTERN
+
+_NO_MERGE = 1 << 62
+
+
+class SeedEncoder(BPETokenizer):
+    """The seed's encode_ordinary, kept here to compare: one merge per rescan of the chunk."""
+
+    def encode_ordinary(self, text):
+        cache, out = self._cache, []
+        for chunk in self._split.findall(text):
+            ids = cache.get(chunk)
+            if ids is None:
+                ids = cache[chunk] = self._seed_chunk(chunk)
+            out += ids
+        return out
+
+    def _seed_chunk(self, chunk):
+        ids = list(chunk.encode("utf-8").translate(self._byte_table))
+        rank = self.merges.get
+        while len(ids) >= 2:
+            ranks = list(map(rank, zip(ids, ids[1:]), repeat(_NO_MERGE)))
+            new_id = min(ranks)
+            if new_id == _NO_MERGE:
+                break
+            i = ranks.index(new_id)  # the leftmost pair of the lowest rank
+            ids[i : i + 2] = [new_id]
+        return ids
 
 
 def timed(fn, repeat=1, before=None):
@@ -93,6 +121,24 @@ def main():
     print(
         f"  target GPT-2 encode >= 2 MB/s (cold cache): wall {wall:.2f} MB/s ({wall / 2:.2f}x target), "
         f"CPU {cpu:.2f} MB/s ({cpu / 2:.2f}x target)"
+    )
+    print("\nLong chunks, GPT-2: the seed's encoder against the heap (issue 14, item 6)")
+    seed = SeedEncoder.from_gpt2_files(*gpt2_vocab_files())
+    for n in (4_000, 16_000, 64_000):
+        chunk = "a" * n
+        new, ids = timed(lambda c=chunk: gpt2.encode_ordinary(c), 3, before=gpt2._cache.clear)
+        line = f"  'a' * {n:6,}: heap {fmt(new)}"
+        if not (args.quick and n > 16_000):
+            old, old_ids = timed(lambda c=chunk: seed.encode_ordinary(c), before=seed._cache.clear)
+            assert old_ids == ids, "the heap must give the seed's ids"
+            line += f" | seed {fmt(old)} | seed / heap = {old[1] / new[1]:6.0f}x (CPU)"
+        print(line)
+    cold_new, ids = timed(lambda: gpt2.encode(text), 3, before=gpt2._cache.clear)
+    cold_old, old_ids = timed(lambda: seed.encode(text), 3, before=seed._cache.clear)
+    assert old_ids == ids and len(ids) == 338_025
+    print(
+        f"  whole text, cold cache: heap {mb / cold_new[0]:5.2f} MB/s (CPU {mb / cold_new[1]:5.2f})"
+        f" | seed {mb / cold_old[0]:5.2f} MB/s (CPU {mb / cold_old[1]:5.2f})"
     )
     print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
 

@@ -1,7 +1,9 @@
 """BPETokenizer: the fast trainer against the naive reference, GPT-2 exactness against an
-independent re-implementation of GPT-2's original encoder.py, round trips, JSON, bad input."""
+independent re-implementation of GPT-2's original encoder.py and Hugging Face's tokenizer, encoding
+in O(n log n), tiktoken's special-token rules, safe split patterns, round trips, JSON, bad input."""
 
 import json
+import random
 
 import pytest
 import regex
@@ -9,13 +11,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinylm_core.bpe_tokenizer import (
-    GPT2_SPLIT_PATTERN,
-    GPT4_SPLIT_PATTERN,
-    BPETokenizer,
-    train_bpe,
-    train_bpe_reference,
-)
+from tinylm_core.bpe_tokenizer import BPETokenizer
+from tinylm_core.bpe_training import train_bpe, train_bpe_reference
+from tinylm_core.pretokenize import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN
+from tinylm_core.tokenizer import Tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +204,7 @@ def test_special_tokens_never_enter_training(shakespeare):
     learned = tok.vocab[256 : 256 + len(tok.merges)]
     assert not [t for t in learned if b"<|" in t or b"|>" in t or b"endoftext" in t]
     assert tok.merges == train_bpe(docs, 456, GPT2_SPLIT_PATTERN)  # each document on its own
-    ids = tok.encode(text)
+    ids = tok.encode(text, allowed_special="all")
     assert ids.count(tok.eos_token_id) == len(docs) - 1 and tok.decode(ids) == text
 
 
@@ -223,7 +222,7 @@ def test_build_vocab_seed_api(shakespeare):
 @settings(max_examples=2000, deadline=None)
 @given(TEXT)
 def test_round_trip_and_gpt2_matches_reference_encoder(small, gpt2, gpt2_reference, s):
-    assert small.decode(small.encode(s)) == s
+    assert small.decode(small.encode(s, allowed_special="all")) == s
     assert small.decode(small.encode_ordinary(s)) == s
     ids = gpt2.encode_ordinary(s)
     assert ids == gpt2_reference.encode(s)
@@ -233,11 +232,12 @@ def test_round_trip_and_gpt2_matches_reference_encoder(small, gpt2, gpt2_referen
 def test_gpt2_known_ids(gpt2, gpt2_reference):
     assert gpt2.encode("Hello world") == [15496, 995]
     assert gpt2.encode("hello world") == [31373, 995]
-    assert gpt2.encode("<|endoftext|>") == [50256]
+    assert gpt2.encode("<|endoftext|>", allowed_special="all") == [50256]
     assert gpt2.encode_ordinary("<|endoftext|>") == gpt2_reference.encode("<|endoftext|>")
     assert len(gpt2.encode_ordinary("<|endoftext|>")) > 1
-    assert gpt2.encode("a<|endoftext|>b") == [64, 50256, 65]
-    assert gpt2.get_vocab_size() == 50257 and gpt2.bos_token_id == gpt2.eos_token_id == 50256
+    assert gpt2.encode("a<|endoftext|>b", allowed_special={"<|endoftext|>"}) == [64, 50256, 65]
+    assert gpt2.get_vocab_size() == len(gpt2) == 50257
+    assert gpt2.bos_token_id == gpt2.eos_token_id == 50256
     assert gpt2.pad_token_id is None
 
 
@@ -289,7 +289,7 @@ def test_special_tokens_and_save_load(small, tmp_path):
     assert small.special_tokens == {"<|endoftext|>": base, "<|pad|>": base + 1}
     assert small.get_vocab_size() == base + 2 and small.eos_token_id == base
     s = "Hello<|pad|> there<|endoftext|><|endoftext|>"
-    ids = small.encode(s)
+    ids = small.encode(s, allowed_special="all")
     assert ids.count(base) == 2 and ids.count(base + 1) == 1 and small.decode(ids) == s
     assert base not in small.encode_ordinary(s)
 
@@ -298,13 +298,14 @@ def test_special_tokens_and_save_load(small, tmp_path):
     assert d["type"] == "bpe" and d == json.loads(json.dumps(small.to_dict()))
     for loaded in (BPETokenizer.load(tmp_path / "bpe.json"), BPETokenizer.from_dict(d)):
         assert loaded.merges == small.merges and loaded.special_tokens == small.special_tokens
-        assert loaded.encode(s) == ids and loaded.pattern == small.pattern
+        assert loaded.encode(s, allowed_special="all") == ids and loaded.pattern == small.pattern
 
 
 def test_gpt2_survives_to_dict(gpt2):
     again = BPETokenizer.from_dict(json.loads(json.dumps(gpt2.to_dict())))
     s = "Hello world, it's 2024! 👋 <|endoftext|>"
-    assert again.encode(s) == gpt2.encode(s) and again.byte_ids == gpt2.byte_ids
+    assert again.encode(s, allowed_special="all") == gpt2.encode(s, allowed_special="all")
+    assert again.byte_ids == gpt2.byte_ids
 
 
 def _corrupt(d, **changes):
@@ -323,7 +324,8 @@ def _corrupt(d, **changes):
         (lambda d: json.dumps(_corrupt(d, merges=[[300, 1, 256]])), "smaller ids"),
         (lambda d: json.dumps(_corrupt(d, merges=[["a", 1]])), "corrupted"),
         (lambda d: json.dumps(_corrupt(d, special_tokens=[7])), "corrupted"),
-        (lambda d: json.dumps(_corrupt(d, pattern="(unclosed")), "corrupted"),
+        (lambda d: json.dumps(_corrupt(d, pattern="(unclosed")), "trust_pattern=True"),
+        (lambda d: json.dumps(_corrupt(d, pattern=["a"])), "trust_pattern=True"),
     ],
 )
 def test_load_rejects_corrupted_or_foreign_files(small, tmp_path, make, match):
@@ -336,3 +338,145 @@ def test_from_gpt2_files_rejects_mismatched_files(tmp_path, gpt2_files):
     (tmp_path / "encoder.json").write_text(json.dumps({"a": 0}), encoding="utf-8")
     with pytest.raises(ValueError, match="not a matching pair"):
         BPETokenizer.from_gpt2_files(gpt2_files[0], tmp_path / "encoder.json")
+
+
+# ----------------------------------------------------------------------------- Hugging Face
+
+
+@pytest.fixture(scope="module")
+def hf_gpt2(gpt2_files):
+    """GPT-2's tokenizer in Hugging Face's `tokenizers` (Rust): an independent implementation."""
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab_bpe, encoder_json = gpt2_files
+    hf = tokenizers.Tokenizer(tokenizers.models.BPE.from_file(str(encoder_json), str(vocab_bpe)))
+    hf.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    return hf
+
+
+def test_gpt2_matches_hugging_face_on_all_of_shakespeare(gpt2, hf_gpt2, shakespeare):
+    ids = gpt2.encode(shakespeare)
+    assert len(ids) == 338_025 and ids == hf_gpt2.encode(shakespeare).ids
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 20_000,
+        "ab" * 7_000 + "c",
+        " " * 10_000 + "x",
+        "https://example.com/" + "x1y2" * 3_000,
+        "".join(random.Random(0).choices("ACGT", k=20_000)),  # DNA: one long chunk
+        "".join(random.Random(1).choices("aeiou lmnrst", k=20_000)),
+    ],
+)
+def test_long_chunks_match_hugging_face(gpt2, hf_gpt2, text):
+    assert gpt2.encode_ordinary(text) == hf_gpt2.encode(text).ids
+
+
+def test_long_chunks_match_the_reference_encoder(gpt2, gpt2_reference):
+    for text in ("a" * 1_500, "ab" * 600, "".join(random.Random(2).choices("ACGT", k=1_500))):
+        assert gpt2.encode_ordinary(text) == gpt2_reference.encode(text)
+
+
+class CountingMerges(dict):
+    """The merge table, counting rank lookups, and failing fast past `budget` of them."""
+
+    def __init__(self, merges, budget):
+        super().__init__(merges)
+        self.lookups, self.budget = 0, budget
+
+    def get(self, *args):
+        self.lookups += 1
+        if self.lookups > self.budget:
+            raise AssertionError(f"more than {self.budget} rank lookups: quadratic encoding")
+        return super().get(*args)
+
+
+def test_encoding_a_long_chunk_is_not_quadratic(gpt2_files):
+    # Timing-free: count the merge-table lookups. The seed rescanned the whole chunk after every
+    # merge: about n * n / 2 lookups, 2 billion for 64,000 characters. O(n log n) stays near n.
+    lookups = {}
+    for n in (4_000, 64_000):
+        tok = BPETokenizer.from_gpt2_files(*gpt2_files)
+        tok.merges = CountingMerges(tok.merges, budget=10 * n)
+        ids = tok.encode_ordinary("a" * n)
+        assert tok.decode(ids) == "a" * n
+        lookups[n] = tok.merges.lookups
+    assert lookups[64_000] / lookups[4_000] < 16 * 2  # 16x the text: linear would be 16x
+
+
+# ----------------------------------------------------------------------------- special tokens
+
+
+def test_special_tokens_follow_tiktoken(gpt2):
+    # tiktoken's documented examples for GPT-2's encoding (tiktoken/core.py, Encoding.encode).
+    assert gpt2.encode("hello world") == [31373, 995]
+    assert gpt2.encode("<|endoftext|>", allowed_special={"<|endoftext|>"}) == [50256]
+    assert gpt2.encode("<|endoftext|>", allowed_special="all") == [50256]
+    with pytest.raises(ValueError, match="special token '<\\|endoftext\\|>'"):
+        gpt2.encode("<|endoftext|>")  # the seed turned it into 50256 without asking
+    assert gpt2.encode("<|endoftext|>", disallowed_special=()) == [27, 91, 437, 1659, 5239, 91, 29]
+
+
+def test_special_tokens_neither_allowed_nor_disallowed_are_text(small):
+    s = "a<|pad|>b<|endoftext|>c"
+    pad, eot = small.special_tokens["<|pad|>"], small.special_tokens["<|endoftext|>"]
+    ids = small.encode(s, allowed_special={"<|pad|>"}, disallowed_special=())
+    assert pad in ids and eot not in ids and small.decode(ids) == s
+    with pytest.raises(ValueError, match="<\\|endoftext\\|>"):
+        small.encode(s, allowed_special={"<|pad|>"})  # "all" = every special not allowed
+    ids = small.encode(s, disallowed_special={"<|pad|>"} - {"<|pad|>"})
+    assert ids == small.encode_ordinary(s)
+    with pytest.raises(ValueError, match="'b'"):  # any string may be disallowed, as in tiktoken
+        small.encode("abc", disallowed_special={"b"})
+    with pytest.raises(TypeError, match="set of strings"):
+        small.encode(s, allowed_special="<|pad|>")  # a str would be a set of characters
+
+
+def test_decode_skips_special_tokens_when_asked(small, gpt2):
+    ids = small.encode("<|pad|>hi<|endoftext|>", allowed_special="all")
+    assert small.decode(ids) == "<|pad|>hi<|endoftext|>"
+    assert small.decode(ids, skip_special_tokens=True) == "hi"
+    assert gpt2.decode(torch.tensor([50256, 31373]), skip_special_tokens=True) == "hello"
+
+
+# ----------------------------------------------------------------------------- split patterns
+
+
+@pytest.mark.parametrize(
+    "pattern, match",
+    [
+        ("a", "skips text"),  # the seed: BPETokenizer(pattern="a").encode("abc") == [97]
+        (r"(\w+)|\s+|[^\w\s]+", "capture groups"),  # the seed crashed in encode
+        (r"\w*|\s*", "empty string"),
+        ("(unclosed", "not a valid regex"),
+    ],
+)
+def test_unsafe_patterns_are_refused_at_construction(pattern, match):
+    with pytest.raises(ValueError, match=match):
+        BPETokenizer(pattern=pattern)
+
+
+def test_a_pattern_that_skips_text_is_refused_at_encode():
+    tok = BPETokenizer(pattern=r"[^§]+")  # covers the probe text, not "§"
+    assert tok.decode(tok.encode("abc def")) == "abc def"
+    with pytest.raises(ValueError, match="skips text \\(first at position 1: '§b'"):
+        tok.encode("a§b")
+
+
+def test_a_file_may_carry_only_a_named_pattern_unless_trusted(small, tmp_path):
+    d = {**small.to_dict(), "pattern": r"(?:a|aa)+$|\s+|\S+"}  # backtracks exponentially
+    (tmp_path / "t.json").write_text(json.dumps(d), encoding="utf-8")
+    for load in (BPETokenizer.load, Tokenizer.load):
+        with pytest.raises(ValueError, match="trust_pattern=True"):
+            load(tmp_path / "t.json")
+        assert load(tmp_path / "t.json", trust_pattern=True).pattern == d["pattern"]
+    for named in ("gpt2", "gpt4", GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN):
+        assert BPETokenizer.from_dict({**small.to_dict(), "pattern": named}).merges == small.merges
+
+
+def test_a_lone_surrogate_is_a_clear_error(gpt2, small):
+    for tok in (gpt2, small):
+        with pytest.raises(ValueError, match=r"lone surrogate \('\\ud800' at position 3\)") as info:
+            tok.encode("ok \ud800!")
+        assert type(info.value) is ValueError  # the seed raised a raw UnicodeEncodeError
