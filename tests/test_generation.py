@@ -1,54 +1,50 @@
-"""Tests for tinylm_core.generation (notebook 07): filters against hand-computed cases, cached vs
-uncached decoding, beam search against brute force, seeded sampling, streaming, edge cases."""
+"""Tests for the decoding modules of notebook 07 (sampling, generation_config, prompts, generation):
+filters against hand-computed cases and Hugging Face's logits processors, cached vs uncached
+decoding, beam search against brute force, seeded sampling, streaming, batches of prompts of
+different lengths, input validation (issue 14 item 8)."""
 
 import itertools
 from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import tiny_model as shared_tiny_model
 
-from tinylm_core.generation import (
-    Generator,
+from tinylm_core.beam_search import beam_search
+from tinylm_core.context_window import ContextWindow
+from tinylm_core.generation import Generator
+from tinylm_core.generation_config import GenerationConfig
+from tinylm_core.sampling import (
     apply_repetition_penalty,
     apply_temperature,
+    sample_next_token,
     top_k_filter,
     top_p_filter,
 )
-from tinylm_core.model import TransformerLM
 
 INF = float("-inf")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: a second thread only adds synchronisation (and contention)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_model(vocab_size=11, positional_encoding="sinusoidal", max_seq_len=16, seed=0):
-    torch.manual_seed(seed)
-    return TransformerLM(
-        vocab_size=vocab_size,
-        d_model=32,
-        num_layers=2,
-        num_heads=2,
-        d_ff=64,
-        max_seq_len=max_seq_len,
-        dropout=0.0,
+    return shared_tiny_model(
+        seed=seed, vocab_size=vocab_size, num_heads=2, max_seq_len=max_seq_len,
         positional_encoding=positional_encoding,
-    ).eval()
+    )  # fmt: skip
 
 
 # ---- filters, against hand-computed cases ----
 def test_temperature_scales_and_zero_is_greedy():
     logits = torch.tensor([[1.0, 3.0, 2.0]])
-    torch.testing.assert_close(apply_temperature(logits, 2.0), torch.tensor([[0.5, 1.5, 1.0]]))
+    # the largest logit is subtracted first: the same softmax, and no overflow for a tiny t
+    torch.testing.assert_close(apply_temperature(logits, 2.0), torch.tensor([[-1.0, 0.0, -0.5]]))
+    torch.testing.assert_close(
+        apply_temperature(logits, 2.0).softmax(-1), (logits / 2.0).softmax(-1)
+    )
     assert apply_temperature(logits, 0).tolist() == [[INF, 3.0, INF]]
-    with pytest.raises(ValueError, match="temperature"):
-        apply_temperature(logits, -0.5)
+    assert apply_temperature(logits, 1e-45).softmax(-1).tolist() == [[0.0, 1.0, 0.0]]
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature"):
+            apply_temperature(logits, bad)
 
 
 def test_top_k_keeps_ties_at_the_boundary():
@@ -160,8 +156,11 @@ def test_one_beam_is_greedy():
     assert torch.equal(generator.generate([1, 2, 3], 12, num_beams=1, use_cache=False), greedy)
     # generate() routes num_beams=1 to the greedy loop; the beam search algorithm itself, run with
     # a single beam, must agree with it too.
-    one_beam = generator._beam_search(torch.tensor([[1, 2, 3]]), 12, 1, 1.0, 1, 1.0, [], True)
-    assert torch.equal(one_beam.sequences, greedy)
+    config = GenerationConfig(max_new_tokens=12, num_beams=1)
+    for use_cache in (True, False):
+        window = ContextWindow(generator.model, 1, use_cache, generator.context_drop)
+        [(_, new)] = beam_search(window, torch.tensor([[1, 2, 3]]), config, eos=[])
+        assert new == greedy[0, 3:].tolist()
 
 
 def test_beam_search_stops_at_eos_and_reports_it():
@@ -249,7 +248,7 @@ class ScriptedLM(torch.nn.Module):
         self.config = SimpleNamespace(vocab_size=vocab_size, max_seq_len=512)
 
     def new_kv_cache(self, batch_size, **_):
-        return SimpleNamespace(seq_len=0, reset=lambda: None, reorder=lambda index: None)
+        return SimpleNamespace(seq_len=0, reset=lambda: None, layers=[])
 
     def forward(self, input_ids, kv_cache=None, **_):
         past = kv_cache.seq_len if kv_cache is not None else 0
@@ -376,9 +375,9 @@ def test_long_prompt_is_cropped_not_rejected():
 # ---- command line ----
 @pytest.mark.parametrize("strategy", ["greedy", "top-p", "beam"])
 def test_cli_streams_a_checkpoint_continuation(tmp_path, capsys, strategy):
+    from tinylm_core import save_checkpoint
     from tinylm_core.__main__ import main
     from tinylm_core.char_tokenizer import CharTokenizer
-    from tinylm_core.training import save_checkpoint
 
     tokenizer = CharTokenizer().build_vocab("ROMEO: to be or not to be")
     model = tiny_model(vocab_size=tokenizer.get_vocab_size())
@@ -408,3 +407,144 @@ def test_cli_reports_a_missing_checkpoint(tmp_path, capsys):
 
     assert main(["generate", "--checkpoint", str(tmp_path / "nothing")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+# ---- filters against Hugging Face's logits processors (an independent reference) ----
+def test_filters_match_hugging_face_processors():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    logits = torch.randn(4, 50) * 3
+    previous = torch.randint(50, (4, 12))
+    hf = {
+        "temperature": transformers.TemperatureLogitsWarper(0.7),
+        "top_k": transformers.TopKLogitsWarper(7),
+        "top_p": transformers.TopPLogitsWarper(0.8),
+        "penalty": transformers.RepetitionPenaltyLogitsProcessor(1.3),
+    }
+    ours = {
+        "temperature": apply_temperature(logits, 0.7),
+        "top_k": top_k_filter(logits, 7),
+        "top_p": top_p_filter(logits, 0.8),
+        "penalty": apply_repetition_penalty(logits, previous, 1.3),
+    }
+    for name, processor in hf.items():
+        expected = processor(previous, logits.clone())
+        # same kept tokens, same distribution over them (temperature differs by a constant shift)
+        assert torch.equal(ours[name] > INF, expected > INF), name
+        torch.testing.assert_close(ours[name].softmax(-1), expected.softmax(-1), msg=name)
+
+
+def test_sample_next_token_is_argmax_unless_sampling():
+    logits = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]])
+    greedy = GenerationConfig()
+    assert sample_next_token(logits, None, greedy).tolist() == [1, 0]
+    cold = GenerationConfig(do_sample=True, temperature=0)
+    assert sample_next_token(logits, None, cold).tolist() == [1, 0]
+    top1 = GenerationConfig(do_sample=True, top_k=1)
+    assert sample_next_token(logits, torch.Generator().manual_seed(0), top1).tolist() == [1, 0]
+
+
+# ---- one GenerationConfig, and the validation holes of issue 14 item 8 ----
+@pytest.mark.parametrize(
+    "options, error, name",
+    [
+        (dict(temperature=float("nan")), ValueError, "temperature"),
+        (dict(temperature=float("inf")), ValueError, "temperature"),
+        (dict(repetition_penalty=float("nan")), ValueError, "repetition_penalty"),
+        (dict(length_penalty=float("nan")), ValueError, "length_penalty"),
+        (dict(num_beams=2.5), TypeError, "num_beams"),
+        (dict(num_return_sequences=2.5), TypeError, "num_return_sequences"),
+        (dict(max_new_tokens=3.0), TypeError, "max_new_tokens"),
+        (dict(seed=2**70), ValueError, "seed"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(stop=""), ValueError, "stop"),
+        (dict(stop=["ok", ""]), ValueError, "stop"),
+        (dict(top_p=float("nan")), ValueError, "top_p"),
+        (dict(top_k=True), TypeError, "top_k"),
+        (dict(do_sample="yes"), TypeError, "do_sample"),
+        (dict(eos_token_id=1.5), TypeError, "eos_token_id"),
+    ],
+)
+def test_bad_settings_are_clear_errors(options, error, name):
+    with pytest.raises(error, match=name):
+        GenerationConfig(**options)
+    generator = Generator(tiny_model())
+    with pytest.raises(error, match=name):
+        generator.generate([1, 2], 3, do_sample=True, **options)
+
+
+def test_tiny_temperature_and_numpy_integers_work():
+    import numpy as np
+
+    generator = Generator(tiny_model())
+    greedy = generator.generate([1, 2], 8)
+    # 1e-45 used to overflow the logits to inf and make softmax NaN (multinomial raised)
+    assert torch.equal(generator.generate([1, 2], 8, do_sample=True, temperature=1e-45), greedy)
+    # numpy integers are integers (top_k=np.int64(3) used to be a TypeError)
+    a = generator.generate([1, 2], 8, do_sample=True, top_k=np.int64(3), seed=np.int64(4))
+    assert torch.equal(a, generator.generate([1, 2], 8, do_sample=True, top_k=3, seed=4))
+    assert torch.equal(generator.generate([np.int64(1), np.int64(2)], 8), greedy)
+
+
+def test_prompt_of_floats_is_a_type_error():
+    generator = Generator(tiny_model())
+    for prompt in ([1.7, 2.2], [1, 2.0], torch.tensor([1.0, 2.0]), [True, False]):
+        with pytest.raises(TypeError, match="integer"):
+            generator.generate(prompt, 3)  # floats used to be truncated to ints silently
+
+
+def test_config_object_and_keywords_agree_and_unknown_keywords_are_named():
+    generator = Generator(tiny_model(vocab_size=30))
+    config = GenerationConfig(max_new_tokens=9, do_sample=True, top_p=0.8, seed=3)
+    by_config = generator.generate([1, 2], config=config)
+    assert torch.equal(by_config, generator.generate([1, 2], 9, do_sample=True, top_p=0.8, seed=3))
+    assert torch.equal(generator.generate([1, 2], config=config, seed=3, top_p=0.8), by_config)
+    assert generator.generate([1, 2], config=config, max_new_tokens=2).shape == (1, 4)
+    with pytest.raises(TypeError, match="top_q"):
+        generator.generate([1, 2], 3, top_q=0.9)
+
+
+# ---- several prompts (issue 13) ----
+def test_prompts_of_different_lengths_give_what_each_gets_alone():
+    from tinylm_core import CharTokenizer
+
+    tokenizer = CharTokenizer().build_vocab("ROMEO: JULIET, to be or not to be")
+    for encoding in ("learned", "sinusoidal", "rope"):
+        generator = Generator(
+            tiny_model(tokenizer.get_vocab_size(), positional_encoding=encoding), tokenizer
+        )
+        prompts = ["ROMEO:", "JULIET, to", "to be", "ROMEO,"]
+        alone = [generator.generate_greedy(p, 6) for p in prompts]
+        assert generator.generate_greedy(prompts, 6) == alone
+        sampled = generator.generate_sampling(prompts, 6, seed=1, num_return_sequences=2)
+        assert len(sampled) == 8 and all(s.startswith(p) for s, p in zip(sampled[::2], prompts))
+        assert generator.generate_beam_search(prompts[:2], 6, num_beams=2) == [
+            generator.generate_beam_search(p, 6, num_beams=2) for p in prompts[:2]
+        ]
+    # ids: one left-padded tensor, every row's new tokens in the same columns
+    out = generator.generate([[3, 4], [5, 6, 7, 8]], 3, eos_token_id=[], return_dict=True)
+    pad = tokenizer.pad_token_id
+    assert out.sequences.shape == (2, 7) and out.prompt_lengths == [2, 4]
+    assert out.sequences[0, :2].tolist() == [pad, pad] and out.sequences[0, 2:4].tolist() == [3, 4]
+    assert out.rows()[1][:4] == [5, 6, 7, 8] and [len(r) for r in out.rows()] == [5, 7]
+
+
+def test_unknown_characters_warn_and_name_them():
+    from tinylm_core import CharTokenizer
+
+    tokenizer = CharTokenizer().build_vocab("abc ")
+    generator = Generator(tiny_model(tokenizer.get_vocab_size()), tokenizer)
+    with pytest.warns(UserWarning, match=r"\['é', 'ü'\]"):
+        generator.generate_greedy("abc éü é", 2)
+
+
+def test_from_checkpoint_loads_model_and_tokenizer(tmp_path):
+    from tinylm_core import CharTokenizer, save_checkpoint
+
+    tokenizer = CharTokenizer().build_vocab("to be or not to be")
+    model = tiny_model(tokenizer.get_vocab_size())
+    save_checkpoint(tmp_path / "model.pt", model, tokenizer)
+    generator = Generator.from_checkpoint(tmp_path / "model.pt", device="auto")
+    assert generator.generate_greedy("to be", 8) == Generator(model, tokenizer).generate_greedy(
+        "to be", 8
+    )

@@ -38,6 +38,7 @@ from .trainer import Trainer
 
 # lesson 07: decoding
 from .generation import Generator
+from .generation_config import GenerationConfig
 
 # lesson 08: GPT-2's weights
 from .gpt2 import load_gpt2
@@ -71,6 +72,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "plot_metrics",
+    "GenerationConfig",
     "Generator",
     "load_gpt2",
 ]
