@@ -64,8 +64,8 @@ def timed(fn, repeat=1, before=None):
     return (wall, cpu), result
 
 
-def fmt(t):
-    return f"{t[0]:7.2f} s (CPU {t[1]:6.2f} s)"
+def fmt(t, digits=2):
+    return f"{t[0]:{5 + digits}.{digits}f} s (CPU {t[1]:{4 + digits}.{digits}f} s)"
 
 
 def main():
@@ -127,7 +127,7 @@ def main():
     for n in (4_000, 16_000, 64_000):
         chunk = "a" * n
         new, ids = timed(lambda c=chunk: gpt2.encode_ordinary(c), 3, before=gpt2._cache.clear)
-        line = f"  'a' * {n:6,}: heap {fmt(new)}"
+        line = f"  'a' * {n:6,}: heap {fmt(new, 4)}"
         if not (args.quick and n > 16_000):
             old, old_ids = timed(lambda c=chunk: seed.encode_ordinary(c), before=seed._cache.clear)
             assert old_ids == ids, "the heap must give the seed's ids"

@@ -24,7 +24,7 @@ from tinylm_core.pretokenize import (
 from tinylm_core.tokenizer import Tokenizer
 
 
-# cell 41
+# cell 43
 class BPETokenizer(Tokenizer, kind="bpe"):
     """Byte-level BPE: text -> UTF-8 bytes -> merged tokens, the way GPT-2 tokenizes.
 
@@ -54,7 +54,7 @@ class BPETokenizer(Tokenizer, kind="bpe"):
     def __repr__(self) -> str:
         return f"BPETokenizer(vocab_size={self.get_vocab_size()}, merges={len(self.merges)})"
 
-    # cell 42
+    # cell 44
     def _build(self, byte_ids: list[int], merges: dict[tuple[int, int], int]) -> None:
         """Set the vocabulary from the id of each byte value and the merges {(a, b): new id}."""
         self.byte_ids = byte_ids  # byte value -> token id (GPT-2 does not use the identity)
@@ -72,7 +72,7 @@ class BPETokenizer(Tokenizer, kind="bpe"):
         self.pad_token_id = None
         self._cache: dict[str, list[int]] = {}  # chunk -> ids; text repeats its words a lot
 
-    # cell 44
+    # cell 46
     def train(self, text: str, vocab_size: int, verbose: bool = False) -> "BPETokenizer":
         """Learn merges until there are `vocab_size` tokens (special tokens come on top).
 
@@ -84,12 +84,12 @@ class BPETokenizer(Tokenizer, kind="bpe"):
         self._build(list(range(256)), train_bpe(text, vocab_size, self.pattern, verbose))
         return self
 
-    # cell 44
+    # cell 46
     def build_vocab(self, texts: str | Iterable[str], vocab_size: int) -> "BPETokenizer":
         """The same build_vocab API as CharTokenizer in lesson 03; texts are joined by newlines."""
         return self.train(texts if isinstance(texts, str) else "\n".join(texts), vocab_size)
 
-    # cell 54
+    # cell 56
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode `text`, treating special-token strings such as "<|endoftext|>" as plain text."""
         if not isinstance(text, str):
@@ -106,7 +106,7 @@ class BPETokenizer(Tokenizer, kind="bpe"):
             out += ids
         return out
 
-    # cell 57
+    # cell 59
     def encode(
         self,
         text: str,
@@ -124,7 +124,7 @@ class BPETokenizer(Tokenizer, kind="bpe"):
             out += [self.special_tokens[part]] if i % 2 else self.encode_ordinary(part)
         return out
 
-    # cell 61
+    # cell 63
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The raw bytes of `ids` (a token may hold only part of a UTF-8 character)."""
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)  # also tensors and arrays
@@ -139,7 +139,7 @@ class BPETokenizer(Tokenizer, kind="bpe"):
                 "another tokenizer?"
             ) from e
 
-    # cell 61
+    # cell 63
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         """Inverse of `encode`; bytes that are not valid UTF-8 become U+FFFD (`�`)."""
         if skip_special_tokens:  # the special tokens have the last ids
@@ -147,7 +147,7 @@ class BPETokenizer(Tokenizer, kind="bpe"):
             ids = [i for i in (ids.tolist() if hasattr(ids, "tolist") else ids) if i < n]
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-    # cell 67
+    # cell 71
     def to_dict(self) -> dict:
         """A JSON-serialisable description: split pattern, byte ids, merges, special tokens."""
         return {
@@ -158,7 +158,7 @@ class BPETokenizer(Tokenizer, kind="bpe"):
             "special_tokens": self._special_names,
         }
 
-    # cell 67
+    # cell 71
     @classmethod
     def from_dict(cls, d: dict, trust_pattern: bool = False) -> "BPETokenizer":
         """The tokenizer `d` describes, checked. A split pattern other than GPT-2's or GPT-4's is
@@ -168,7 +168,7 @@ class BPETokenizer(Tokenizer, kind="bpe"):
         tok._build(byte_ids, merges)
         return tok
 
-    # cell 73
+    # cell 78
     @classmethod
     def from_gpt2_files(cls, vocab_bpe_path=None, encoder_json_path=None) -> "BPETokenizer":
         """GPT-2's own tokenizer from its `vocab.bpe` and `encoder.json` (default: data/gpt2/)."""
@@ -177,7 +177,7 @@ class BPETokenizer(Tokenizer, kind="bpe"):
         return cls.from_dict(_gpt2_description(vocab_bpe_path, encoder_json_path))
 
 
-# cell 50
+# cell 52
 def apply_merges(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int]:
     """Merge adjacent pairs of `ids` by `merges`: the lowest rank first, leftmost first.
 
@@ -212,7 +212,7 @@ def apply_merges(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int
     return [t for t in ids if t >= 0]
 
 
-# cell 67
+# cell 69
 def _parse_description(d: dict, trust_pattern: bool) -> tuple[str, list, list[int], dict]:
     """(pattern, special tokens, byte ids, merges) of a BPE description, all checked."""
     if not isinstance(d, dict) or d.get("type") != "bpe":
@@ -251,7 +251,7 @@ def _parse_description(d: dict, trust_pattern: bool) -> tuple[str, list, list[in
     return pattern, special_tokens, byte_ids, merges
 
 
-# cell 71
+# cell 75
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's printable stand-in character for each byte, as used in its vocabulary files.
 
@@ -263,7 +263,7 @@ def _bytes_to_unicode() -> dict[int, str]:
     return {**{b: chr(b) for b in keep}, **{b: chr(256 + n) for n, b in enumerate(shifted)}}
 
 
-# cell 73
+# cell 77
 def _gpt2_description(vocab_bpe_path, encoder_json_path) -> dict:
     """GPT-2's vocabulary files as a `to_dict()` description of the same tokenizer."""
     # encoder.json maps GPT-2's printable stand-ins (_bytes_to_unicode) to ids; vocab.bpe

@@ -4,7 +4,7 @@
 __all__ = ["CharTokenizer"]
 
 
-# cell 25
+# cell 26
 from collections.abc import Iterable
 
 from tinylm_core.tokenizer import Tokenizer
@@ -35,6 +35,13 @@ class CharTokenizer(Tokenizer, kind="char"):
         self.itos = list(self.SPECIAL_TOKENS) + chars  # id -> token string
         self.stoi = {c: i for i, c in enumerate(chars, start=len(self.SPECIAL_TOKENS))}
 
+    def get_vocab_size(self) -> int:
+        return len(self.itos)
+
+    def __repr__(self) -> str:
+        return f"CharTokenizer(vocab_size={self.get_vocab_size()}, strict={self.strict})"
+
+    # cell 28
     def build_vocab(self, texts: str | Iterable[str]) -> "CharTokenizer":
         """Learn the character set of `texts` (one string or an iterable of strings)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -43,13 +50,7 @@ class CharTokenizer(Tokenizer, kind="char"):
         self._set_chars(set().union(*map(set, texts)))
         return self
 
-    def get_vocab_size(self) -> int:
-        return len(self.itos)
-
-    def __repr__(self) -> str:
-        return f"CharTokenizer(vocab_size={self.get_vocab_size()}, strict={self.strict})"
-
-    # cell 27
+    # cell 30
     def encode(self, text: str) -> list[int]:
         """The id of each character of `text` (<unk> for unknown ones, unless strict)."""
         if not isinstance(text, str):
@@ -64,7 +65,7 @@ class CharTokenizer(Tokenizer, kind="char"):
         get, unk = self.stoi.get, self.unk_token_id
         return [get(c, unk) for c in text]
 
-    # cell 29
+    # cell 32
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         """Inverse of `encode`; special ids are written as their names (or dropped if asked)."""
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)  # also tensors and arrays
@@ -79,7 +80,7 @@ class CharTokenizer(Tokenizer, kind="char"):
                 "another tokenizer?"
             ) from e
 
-    # cell 35
+    # cell 38
     def to_dict(self) -> dict:
         """A JSON-serialisable description: the characters (the specials are implied)."""
         return {
@@ -88,9 +89,10 @@ class CharTokenizer(Tokenizer, kind="char"):
             "strict": self.strict,
         }
 
-    # cell 35
+    # cell 39
     @classmethod
     def from_dict(cls, d: dict) -> "CharTokenizer":
+        """The tokenizer `to_dict` described, checked; the characters are sorted again."""
         if not isinstance(d, dict) or d.get("type") != "char":
             kind = d.get("type") if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"not a CharTokenizer description (type={kind!r}, expected 'char')")

@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 
-# cell 42
+# cell 46
 import hashlib
 import http.client
 import os
@@ -49,6 +49,7 @@ CORPORA = {"tinyshakespeare": (TINYSHAKESPEARE_URL, TINYSHAKESPEARE_SHA256, "tin
 DATA_DIR = Path(tinylm_core.__file__).resolve().parent.parent / "data"
 
 
+# cell 48
 def cache_dir() -> Path:
     """Where downloads live: $TINYLM_CACHE_DIR, or ~/.cache/tinylm."""
     return Path(os.environ.get("TINYLM_CACHE_DIR") or Path.home() / ".cache" / "tinylm")
@@ -75,7 +76,7 @@ def course_copy(relative_path: str, sha256: str) -> Path | None:
     return path
 
 
-# cell 44
+# cell 50
 class OfflineError(ConnectionError):
     """The server could not be reached at all: no network, no DNS, connection refused."""
 
@@ -101,7 +102,7 @@ def _connect(url: str, timeout: float, target: Path):
         ) from e
 
 
-# cell 46
+# cell 52
 def _copy(response, f, url: str, timeout: float, deadline: float, min_rate: float, bar) -> str:
     """Copy the response body into `f`; returns its sha256. Too slow or too long: TimeoutError.
 
@@ -139,7 +140,7 @@ def _copy(response, f, url: str, timeout: float, deadline: float, min_rate: floa
     return digest.hexdigest()
 
 
-# cell 47
+# cell 53
 def download(
     url: str,
     sha256: str,
@@ -194,7 +195,7 @@ def download(
     return target
 
 
-# cell 51
+# cell 57
 def _fallback_corpus() -> str:
     # The Python language reference that ships with every Python, as plain text.
     from pydoc_data.topics import topics
@@ -202,6 +203,7 @@ def _fallback_corpus() -> str:
     return "\n\n".join(topics[key] for key in sorted(topics))
 
 
+# cell 58
 def load_corpus(name_or_path: str | os.PathLike, url: str | None = None) -> str:
     """The text of a named corpus ("tinyshakespeare") or of a local UTF-8 file.
 
@@ -237,7 +239,7 @@ def load_corpus(name_or_path: str | os.PathLike, url: str | None = None) -> str:
     return path.read_text(encoding="utf-8")
 
 
-# cell 52
+# cell 59
 def gpt2_vocab_files(base_url: str = GPT2_BASE_URL) -> tuple[Path, Path]:
     """Paths of GPT-2's `vocab.bpe` and `encoder.json`: the course's copies in data/gpt2/, or
     else downloaded (from `base_url`) and checked once."""

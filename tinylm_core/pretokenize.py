@@ -69,6 +69,7 @@ def pretokenize(text: str, split: regex.Pattern) -> list[str]:
     return chunks
 
 
+# cell 40
 # Text with a bit of everything: letters, digits, punctuation, whitespace runs, non-Latin scripts.
 _PROBE = "Hello, world! It's 2024:\n\n\t  naïve 東京 👋 <|x|> 3.14 x²\r\n"
 
@@ -88,7 +89,7 @@ def compile_pattern(pattern: str) -> regex.Pattern:
     return split
 
 
-# cell 56
+# cell 58
 def split_special_tokens(
     text: str,
     special_tokens: Iterable[str],

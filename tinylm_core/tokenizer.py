@@ -56,7 +56,7 @@ class Tokenizer:
         with atomic_file(path) as f:
             f.write(data)
 
-    # cell 23
+    # cell 24
     @classmethod
     def load(cls, path: str | Path, **options) -> "Tokenizer":
         """Read a file written by `save`; `Tokenizer.load` picks the class from the file's "type"."""
