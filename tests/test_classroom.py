@@ -225,6 +225,16 @@ def test_student_edition_never_overwrites_a_foreign_folder(tmp_path):
              ("markdown", "## Next section"), ("code", "### BEGIN SOLUTION\n### END SOLUTION")],
             "outside any exercise",
         ),
+        (
+            [("markdown", "### Exercise 1.1: x (3 points)"), ("code", "### BEGIN SOLUTION\n### END SOLUTION"),
+             ("code", "# Check: one (1 point)\nassert 1"), ("code", "# Check: two (1 point)\nassert 1")],
+            "says 3 points but its checks add up to 2",
+        ),
+        (
+            [("markdown", "### Exercise 1.1: x"), ("code", "### BEGIN SOLUTION\n### END SOLUTION"),
+             ("code", "# Check: one (1 point)\nassert 1"), ("code", "assert 1")],
+            "has no '# Check: what",
+        ),
     ],
 )  # fmt: skip
 def test_bad_exercise_markup_is_refused_with_the_place(cells, message):

@@ -187,8 +187,8 @@ def test_pieces_become_stubs_with_a_docstring_saying_what_to_write(course):
     assert cells["weights"] == (
         "#| export\nimport torch\n\n\ndef causal_weights(scores):\n"
         '    """Softmax over the keys, future keys masked: (T, T) -> (T, T).\n\n'
-        "    Build exercise (lesson 01, 3 points): Mask the future keys with -inf, then softmax "
-        'over the keys.\n    """\n'
+        "    Build exercise (lesson 01, 3 points): Mask the future keys with -inf, then softmax over "
+        'the\n    keys.\n    """\n'
         '    raise NotImplementedError("TODO(build 01): write causal_weights, as its docstring says")'
     )
     assert cells["bump"].startswith("#| export\n@add_to_class(Counter)\ndef bump(self, by=1):")

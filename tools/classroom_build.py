@@ -173,6 +173,7 @@ def stub_cell(source: str, nodes: list[ast.FunctionDef], piece: Piece) -> tuple[
         indent = lines[doc_line][: len(lines[doc_line]) - len(lines[doc_line].lstrip())]
         doc = (ast.get_docstring(node) or "").strip()
         task = f"Build exercise (lesson {piece.lesson}, {piece.points} points): {piece.what}"
+        task = "\n".join(textwrap.wrap(task, width=max(40, 96 - len(indent))))
         text = f"{doc}\n\n{task}" if doc else task
         text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
         wrapped = [indent + '"""' + text.splitlines()[0]]

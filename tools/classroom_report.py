@@ -47,7 +47,12 @@ def format_report(report: dict) -> str:
         f"{report['student']}: {report['score']}/{report['max_score']} ({report['percent']:g}%)"
     ]
     notebook = None
-    for g in report["exercises"]:
+    labels = [
+        g["exercise"] if g["exercise"].startswith("build") else f"Exercise {g['exercise']}"
+        for g in report["exercises"]
+    ]
+    width = max([15, *map(len, labels)])
+    for g, label in zip(report["exercises"], labels):
         if g["notebook"] != notebook:
             notebook = g["notebook"]
             info = report["notebooks"][notebook]
@@ -55,8 +60,7 @@ def format_report(report: dict) -> str:
             ran = ran if info["handed_in"] else "not handed in"
             lines.append(f"  {notebook} ({info.get('problem', ran)})")
         mark = f"{g['points']}/{g['max_points']}"
-        label = g["exercise"] if g["exercise"].startswith("build") else f"Exercise {g['exercise']}"
-        lines.append(f"    {label:<15} {g['status']:<14} {mark:>5}  {g['title'][:60]}")
+        lines.append(f"    {label:<{width}} {g['status']:<14} {mark:>5}  {g['title'][:60]}")
         if g["message"]:
             lines.append(f"        {_first_line(g['message'], 300)}")
     for item in report.get("tampering", []):
