@@ -19,6 +19,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from tools import classroom as _classroom
 from tools.classroom_build import CONFIG, load_config
+from tools.classroom_grade import PLUGIN_DIR, run_package_checks
 from tools.classroom_markup import ClassroomError, find_exercises, find_leaks
 
 TIMEOUT = 20.0
@@ -423,3 +424,32 @@ def test_real_course_build_edition_names_existing_pieces_and_leaks_nothing(tmp_p
         for exercise in find_exercises(nbformat.read(name, 4), name.name):
             assert exercise.checks
     assert (tmp_path / "student" / "tinylm_core" / "_reference.bin").exists()
+
+
+def test_real_hidden_checks_pass_on_the_reference_and_catch_known_bugs(tmp_path):
+    """The teacher's package passes every hidden check; two classic bugs lose exactly their checks."""
+    targets = [t for ps in load_config(CONFIG).values() for p in ps for t in p.checks]
+    package = tmp_path / "tinylm_core"
+    shutil.copytree(
+        Path(_classroom.ROOT) / "tinylm_core", package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PLUGIN_DIR)])}
+    results = run_package_checks(targets, tmp_path, env, 60)
+    assert [t for t, (ok, _) in results.items() if not ok] == [], results
+    bugs = {  # attention that ignores is_causal; BPE that merges the least frequent pair
+        "attention.py": ("    if is_causal:\n", "    if False:\n"),
+        "bpe_training.py": ("(-counts[p], p)", "(counts[p], p)"),
+    }
+    for name, (right, wrong) in bugs.items():
+        text = (package / name).read_text()
+        assert right in text, f"{name} changed: update this test's bug"
+        (package / name).write_text(text.replace(right, wrong))
+    failed = {
+        t.rpartition("::")[2]
+        for t, (ok, _) in run_package_checks(targets, tmp_path, env, 60).items()
+        if not ok
+    }
+    assert failed == {
+        "test_attention_is_causal_when_asked",
+        "test_training_merges_the_most_frequent_pair_each_time",
+    }
