@@ -110,7 +110,7 @@ def _copy(response, f, url: str, timeout: float, deadline: float, min_rate: floa
     and then never trips it, so every `timeout` seconds at least min_rate x timeout bytes
     must have arrived, and the whole copy must end within `deadline` seconds.
     """
-    digest, size, start = hashlib.sha256(), 0, time.monotonic()
+    digest, start = hashlib.sha256(), time.monotonic()
     window_start, window_size = start, 0
     while True:
         try:
@@ -124,7 +124,7 @@ def _copy(response, f, url: str, timeout: float, deadline: float, min_rate: floa
         f.write(block)  # an OSError here is a disk error: download() says so
         digest.update(block)
         bar.update(len(block))
-        size, window_size, now = size + len(block), window_size + len(block), time.monotonic()
+        window_size, now = window_size + len(block), time.monotonic()
         if now - start > deadline:
             raise TimeoutError(f"the download of {url} took longer than {deadline} s; gave up")
         if now - window_start >= timeout:
