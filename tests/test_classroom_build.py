@@ -453,3 +453,14 @@ def test_real_hidden_checks_pass_on_the_reference_and_catch_known_bugs(tmp_path)
         "test_attention_is_causal_when_asked",
         "test_training_merges_the_most_frequent_pair_each_time",
     }
+
+
+def test_graded_code_cannot_import_the_teachers_modules(tmp_path):
+    """The teacher's editable install must not fill in a module missing from the student's package."""
+    (tmp_path / "tinylm_core").mkdir()
+    (tmp_path / "tinylm_core" / "__init__.py").write_text("")
+    (tmp_path / "test_leak.py").write_text("def test_import():\n    import tinylm_core.notebook\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PLUGIN_DIR)])}
+    target = str(tmp_path / "test_leak.py") + "::test_import"
+    ok, message = run_package_checks([target], tmp_path, env, 30)[target]
+    assert not ok and "No module named 'tinylm_core.notebook'" in message

@@ -36,6 +36,25 @@ _saved: dict = {}
 _tampered: list[str] = []
 
 
+def isolate() -> None:
+    """Only the student's package may be imported: drop the finder of an editable install.
+
+    `pip install -e .` of the teacher's repository adds a finder that serves `tinylm_core.x` from
+    the teacher's folder whenever the student's package has no module `x`; a graded process must
+    fail to import it instead.
+    """
+    sys.meta_path[:] = [
+        finder
+        for finder in sys.meta_path
+        if not (
+            "__editable__" in getattr(finder, "__module__", "") and "tinylm" in finder.__module__
+        )
+    ]
+
+
+isolate()  # on import: this module is loaded before the student's package, in kernels and pytest
+
+
 def snapshot() -> dict:
     """{name: (owner, {attribute: value})} for builtins and GUARDED; importing what is missing."""
     saved = {
