@@ -231,3 +231,16 @@ def test_resume_from_weights_only_is_refused(tokenizer, tmp_path):
     assert read_checkpoint(path)["path"] == str(path)
     with pytest.raises(ValueError, match="weights only"):
         trainer(tokenizer, tmp_path / "run").train(max_steps=2, resume_from=path)
+
+
+def test_resume_with_another_tokenizer_kind_is_refused(tokenizer, tmp_path):
+    # Before: a char run resumed with --tokenizer bpe died in a raw size-mismatch traceback.
+    from tinylm_core import BPETokenizer
+
+    out = tmp_path / "run"
+    trainer(tokenizer, out).train(max_steps=1)
+    bpe = BPETokenizer.from_gpt2_files()
+    with pytest.raises(
+        ValueError, match=f"{out / 'checkpoint.pt'}.*vocab_size {len(tokenizer)} there, 50257 here"
+    ):
+        trainer(bpe, out).train(max_steps=2, resume_from=out)
