@@ -38,7 +38,8 @@ def command(*flags):
 
 
 def environment():
-    return {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout, wherever pytest runs
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}  # this checkout first, wherever pytest runs
 
 
 def cli(*flags, cwd):

@@ -44,7 +44,11 @@ WORKER = textwrap.dedent(
 )
 
 
-ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}  # this checkout
+ROOT = str(Path(__file__).resolve().parent.parent)
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+}
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
