@@ -4,12 +4,13 @@
 __all__ = ["reorder_kv_cache", "beam_search"]
 
 
-# cell 43
+# cell 45
 import torch
 
 from tinylm_core.sampling import apply_repetition_penalty
 
 
+# cell 46
 def _select_rows(buffer: torch.Tensor, index: torch.Tensor, length: int) -> torch.Tensor:
     """buffer[index] over positions 0..length-1 of dim 2, in a new buffer as long as the old one."""
     out = buffer.new_empty((len(index), *buffer.shape[1:]))  # (B', H, max_len, head_dim)
@@ -34,7 +35,7 @@ def reorder_kv_cache(cache, index) -> None:
         layer.v = _select_rows(layer.v, rows, layer.seq_len)
 
 
-# cell 46
+# cell 49
 @torch.inference_mode()
 def beam_search(window, ids: torch.Tensor, config, eos: list[int]) -> list[tuple[float, list[int]]]:
     """Beam search for one prompt `ids` (1, T): the `config.num_return_sequences` best

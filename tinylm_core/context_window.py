@@ -8,6 +8,7 @@ __all__ = ["ContextWindow"]
 import torch
 
 
+# cell 37
 class ContextWindow:
     """Feeds the model a growing sequence, cropped to `max_seq_len`, with or without a KV cache.
 

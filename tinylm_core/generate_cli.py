@@ -11,7 +11,7 @@ __all__ = [
 ]
 
 
-# cell 101
+# cell 106
 import argparse
 import re
 import sys
@@ -34,7 +34,7 @@ COMMON = ("max_new_tokens", "repetition_penalty", "stop", "use_cache")
 COMMAND_DEFAULTS = dict(max_new_tokens=200, temperature=0.8, top_k=50, top_p=0.9, num_beams=4)
 
 
-# cell 102
+# cell 107
 def _one_line_error(message: str):
     sys.exit(fail(message))
 
@@ -84,7 +84,7 @@ def generation_config(args: argparse.Namespace) -> GenerationConfig:
     return config_from_args(GenerationConfig, given, do_sample=do_sample, **defaults)
 
 
-# cell 103
+# cell 108
 def _continue(generator: Generator, prompt: str, config: GenerationConfig) -> None:
     """Print `prompt` and its continuation (streamed unless beam search), then a summary line."""
     print(prompt, end="", flush=True)

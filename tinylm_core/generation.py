@@ -4,7 +4,7 @@
 __all__ = ["decode_loop", "resolve_device", "Generator"]
 
 
-# cell 72
+# cell 77
 import warnings
 from collections.abc import Iterator
 
@@ -19,7 +19,7 @@ from tinylm_core.sampling import apply_repetition_penalty, sample_next_token
 from tinylm_core.streaming import StopStrings, TextStreamer
 
 
-# cell 73
+# cell 78
 def decode_loop(
     window, ids, config, eos: list[int], pad: int, tokenizer=None
 ) -> Iterator[torch.Tensor]:
@@ -62,7 +62,7 @@ def decode_loop(
     return GenerationOutput(seq[:, :length], new_tokens, reasons)
 
 
-# cell 76
+# cell 81
 def resolve_device(device) -> torch.device:
     """ "auto" -> CUDA when available, else the CPU; "cuda" without CUDA warns and uses the CPU."""
     if str(device) == "auto":
@@ -92,7 +92,7 @@ class Generator:
         self.context_drop = drop
         self.last_output: GenerationOutput | None = None
 
-    # cell 78
+    # cell 83
     def generate(
         self, input_ids, max_new_tokens=None, *, config=None, return_dict=False, **options
     ):
@@ -118,7 +118,7 @@ class Generator:
         self.last_output = outputs[0] if len(outputs) == 1 else left_pad(outputs, order, pad)
         return self.last_output if return_dict else self.last_output.sequences
 
-    # cell 79
+    # cell 84
     @torch.inference_mode()
     def _decode(self, ids: torch.Tensor, config: GenerationConfig) -> Iterator[torch.Tensor]:
         """Yield each step's new ids (B,) for the prompts `ids` (B, T); return the GenerationOutput."""
@@ -138,7 +138,7 @@ class Generator:
         window = ContextWindow(self.model, ids.size(0), config.use_cache, self.context_drop)
         return (yield from decode_loop(window, ids, config, eos, pad, self.tokenizer))
 
-    # cell 82
+    # cell 87
     def _text(self, prompt, return_ids: bool, options: dict):
         """Run `generate` and return each row as text (or ids): one result for one prompt, else a list."""
         out = self.generate(prompt, return_dict=True, **options)
@@ -151,13 +151,13 @@ class Generator:
             results.append(ids)
         return results if len(results) > 1 or is_prompt_list(prompt) else results[0]
 
-    # cell 82
+    # cell 87
     def generate_greedy(self, prompt, max_new_tokens: int = 50, *, return_ids=False, **options):
         """Always pick the most likely next token. `options`: GenerationConfig fields, or config=."""
         options.update(max_new_tokens=max_new_tokens, do_sample=False)
         return self._text(prompt, return_ids, options)
 
-    # cell 83
+    # cell 88
     def generate_sampling(
         self, prompt, max_new_tokens=50, temperature=1.0, top_k=None, top_p=None, seed=None, *,
         return_ids=False, **options,
@@ -168,7 +168,7 @@ class Generator:
         )
         return self._text(prompt, return_ids, dict(options, do_sample=True, seed=seed))
 
-    # cell 83
+    # cell 88
     def generate_beam_search(
         self, prompt, max_new_tokens=50, num_beams=4, length_penalty=1.0, num_return_sequences=1, *,
         return_ids=False, **options,
@@ -182,7 +182,7 @@ class Generator:
             prompt, return_ids, dict(options, num_return_sequences=num_return_sequences)
         )
 
-    # cell 86
+    # cell 91
     def stream(self, prompt, max_new_tokens=None, *, config=None, **options) -> Iterator[str]:
         """Yield the continuation of `prompt` as text pieces, never splitting a character."""
         if self.tokenizer is None:
@@ -213,7 +213,7 @@ class Generator:
         if tail:
             yield tail
 
-    # cell 86
+    # cell 91
     @classmethod
     def from_checkpoint(cls, path, device="cpu", **options) -> "Generator":
         """A Generator for the model and tokenizer of a checkpoint file or run directory."""

@@ -4,7 +4,7 @@
 __all__ = ["GenerationConfig", "GenerationOutput", "merge_config"]
 
 
-# cell 53
+# cell 57
 import math
 import numbers
 from dataclasses import dataclass, fields, replace
@@ -14,7 +14,7 @@ import torch
 from tinylm_core.settings import setting
 
 
-# cell 54
+# cell 58
 @dataclass
 class GenerationConfig:
     """Every decoding setting, with its default and help (`setting`, notebook 06: the command
@@ -41,7 +41,7 @@ class GenerationConfig:
     def __post_init__(self):
         self.validate()
 
-    # cell 57
+    # cell 61
     def validate(self) -> None:
         """Check every field and normalise it (ints, floats, lists); called by the constructor."""
         for name in ("do_sample", "use_cache"):
@@ -82,7 +82,7 @@ class GenerationConfig:
                 )
 
 
-# cell 56
+# cell 60
 def _integer(name: str, value, minimum: int) -> int:
     """`value` as an int (NumPy integers welcome), or a TypeError / ValueError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -103,7 +103,7 @@ def _real(name: str, value, minimum: float | None = None, *, inclusive: bool = T
     return float(value)
 
 
-# cell 60
+# cell 64
 @dataclass
 class GenerationOutput:
     """What `Generator.generate(..., return_dict=True)` returns.
@@ -147,7 +147,7 @@ class GenerationOutput:
         ]
 
 
-# cell 62
+# cell 66
 def merge_config(config: GenerationConfig | None, options: dict, **more) -> GenerationConfig:
     """`config` (or the defaults) with the keyword `options` (and `more` that are not None)
     replacing fields; validated again."""

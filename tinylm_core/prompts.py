@@ -12,7 +12,7 @@ __all__ = [
 ]
 
 
-# cell 65
+# cell 69
 import numbers
 import warnings
 
@@ -21,6 +21,7 @@ import torch
 from tinylm_core.generation_config import GenerationOutput
 
 
+# cell 70
 def encode_prompt(prompt, tokenizer) -> list[int] | torch.Tensor:
     """Text -> ids (warning about characters outside the vocabulary); ids pass through."""
     if not isinstance(prompt, str):
@@ -39,7 +40,7 @@ def encode_prompt(prompt, tokenizer) -> list[int] | torch.Tensor:
     return ids
 
 
-# cell 66
+# cell 71
 def check_ids(ids, vocab_size: int, device, bos: int | None = None) -> torch.Tensor:
     """A list of ids or a (T,) / (B, T) integer tensor -> (B, T) long tensor on `device`.
     An empty prompt starts from `bos` when there is one."""
@@ -72,7 +73,7 @@ def check_ids(ids, vocab_size: int, device, bos: int | None = None) -> torch.Ten
     return ids
 
 
-# cell 67
+# cell 72
 def is_prompt_list(prompt) -> bool:
     """True for a list of prompts (texts, id lists, tensors), False for one prompt's ids."""
     return (
@@ -99,7 +100,7 @@ def prompt_batches(prompt, tokenizer, vocab_size: int, device, one_per_batch=Fal
     return [(indices, torch.stack([rows[i] for i in indices])) for indices in groups.values()]
 
 
-# cell 68
+# cell 73
 def left_pad(outputs: list[GenerationOutput], order: list[list[int]], pad: int) -> GenerationOutput:
     """Several batches' outputs as one, in prompt order (`order`: each batch's prompt indices):
     each prompt right-aligned (padded on the left), its new ids after it."""
@@ -121,7 +122,7 @@ def left_pad(outputs: list[GenerationOutput], order: list[list[int]], pad: int) 
     return GenerationOutput(sequences, new, [row[3] for row in rows], scores, prompt_lengths)
 
 
-# cell 69
+# cell 74
 def eos_ids(eos_token_id, tokenizer, vocab_size: int) -> list[int]:
     """The ids that end a row: `eos_token_id` (int or list), else the tokenizer's, else none."""
     if eos_token_id is None:

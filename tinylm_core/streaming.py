@@ -4,10 +4,11 @@
 __all__ = ["TextStreamer", "StopStrings"]
 
 
-# cell 49
+# cell 52
 import codecs
 
 
+# cell 53
 class TextStreamer:
     """Turns new token ids into text pieces, never splitting a multi-byte UTF-8 character.
 
@@ -37,7 +38,7 @@ class TextStreamer:
         return self.utf8.decode(b"", final=True) if self.byte_level else ""
 
 
-# cell 50
+# cell 54
 class StopStrings:
     """Says when a row's generated text first contains one of the `stop` strings.
 
