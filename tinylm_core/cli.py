@@ -12,7 +12,7 @@ __all__ = [
 ]
 
 
-# cell 143
+# cell 145
 import argparse
 import json
 import sys
@@ -35,7 +35,7 @@ from tinylm_core.settings import RECIPES, TrainingConfig, TrainRun, field_type
 from tinylm_core.trainer import Trainer
 
 
-# cell 146
+# cell 148
 def _parse(kind, optional):
     """argparse `type` for a field: int, float or str, and 'none' for an optional field."""
 
@@ -55,7 +55,7 @@ def _default(f):
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
-# cell 147
+# cell 149
 def add_config_arguments(parser, config_class, *, exclude=(), aliases=None, title=None):
     """Add a flag for each field of the dataclass `config_class` (but those in `exclude`):
     --field-name (plus `aliases[name]`), typed and explained by the field, "(default: ...)" taken
@@ -78,7 +78,7 @@ def add_config_arguments(parser, config_class, *, exclude=(), aliases=None, titl
     return group
 
 
-# cell 148
+# cell 150
 def config_from_args(config_class, args, **base):
     """config_class(**base), with every flag given on the command line on top. Errors become a
     ValueError that names the flag (--learning-rate) instead of the field."""
@@ -99,7 +99,7 @@ def fail(message):
     return 2
 
 
-# cell 154
+# cell 156
 def add_train_arguments(parser):
     """The flags of `python -m tinylm_core train`, derived from TrainRun and TrainingConfig."""
     add_config_arguments(parser, TrainRun, title="the run")
@@ -118,7 +118,7 @@ def _describe(recipe):
     return ", ".join(f"{k}={v}" for k, v in flat.items())
 
 
-# cell 155
+# cell 157
 def train_settings(args):
     """-> (TrainRun, model fields, TrainingConfig): flags given > the recipe > the defaults."""
     default = "none" if hasattr(args, "preset") else TrainRun.recipe  # --preset: no recipe
@@ -136,7 +136,7 @@ def train_settings(args):
     return run, model, training
 
 
-# cell 157
+# cell 159
 RUN_FILES = (CHECKPOINT_NAME, "metrics.jsonl", "config.json", "loss.png")
 
 
@@ -153,7 +153,7 @@ def _check_output(run):
     return found
 
 
-# cell 158
+# cell 160
 def _tokenize(run):
     """The corpus as one token tensor, and the tokenizer. Errors are ValueErrors naming the file."""
     try:
@@ -173,7 +173,7 @@ def _tokenize(run):
     return torch.tensor(tokenizer.encode(text), dtype=torch.long), tokenizer
 
 
-# cell 159
+# cell 161
 def _build_trainer(run, model_fields, training, tokens, tokenizer):
     train_set, val_set = TokenWindowDataset.train_val(tokens, run.block_size, run.val_fraction)
     config = ModelConfig.from_preset(
@@ -197,7 +197,7 @@ def _describe_eval(trainer):
     return f"the first {trainer.config.eval_batches} batches of the held-out split"
 
 
-# cell 161
+# cell 163
 def _write_record(trainer, run):
     """OUT/config.json (every setting) and OUT/loss.png (if matplotlib is there) -> files written."""
     out = Path(run.out)
@@ -219,7 +219,7 @@ def _write_record(trainer, run):
     return [out / CHECKPOINT_NAME, out / "config.json", out / "loss.png"]
 
 
-# cell 162
+# cell 164
 def _finish(trainer, run, summary):
     """Write the record of the run, then say what it reached and where everything is."""
     written = _write_record(trainer, run)
@@ -233,7 +233,7 @@ def _finish(trainer, run, summary):
     print(f"wrote {', '.join(map(str, written))}; metrics: {Path(run.out) / 'metrics.jsonl'}")
 
 
-# cell 163
+# cell 165
 def run_train(args):
     """`python -m tinylm_core train`. Exit status: 0 done (or stopped cleanly), 1 diverged,
     2 a usage error (one `error:` line on stderr)."""

@@ -1,7 +1,16 @@
 # This file is generated from notebooks/06_training.ipynb by `make export`.
 # Do not edit it: edit the notebook, then run `make export`.
 
-__all__ = ["setting", "field_type", "check_settings", "TrainingConfig", "RECIPES", "TrainRun"]
+__all__ = [
+    "setting",
+    "field_type",
+    "check_settings",
+    "Settings",
+    "check_positive",
+    "TrainingConfig",
+    "RECIPES",
+    "TrainRun",
+]
 
 
 # cell 91
@@ -48,8 +57,28 @@ def check_settings(config):
 
 
 # cell 94
+class Settings:
+    """Base of the settings dataclasses: types and finiteness first, then the class's `validate`."""
+
+    def __post_init__(self):
+        check_settings(self)
+        self.validate()
+
+    def validate(self):
+        """Range checks of the subclass; each message names the field and the fix."""
+
+
+def check_positive(config, *names):
+    """ValueError unless each named field is > 0 (None passes: check_settings allowed it)."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"{type(config).__name__}.{name} must be positive, got {value}")
+
+
+# cell 96
 @dataclass
-class TrainingConfig:
+class TrainingConfig(Settings):
     """Every hyperparameter of a training run, with its default. Trainer(..., name=value)
     overrides a field; `python -m tinylm_core train` derives a flag from each one."""
 
@@ -77,20 +106,11 @@ class TrainingConfig:
     compile: bool = setting(False, "torch.compile the model (pays off on long GPU runs)")
     progress: bool = setting(True, "show progress (a live bar in a terminal)")
 
-    def __post_init__(self):
-        self.validate()
-
-    # cell 95
+    # cell 97
     def validate(self):
-        """Types and finiteness (check_settings), then the ranges; each message names the fix."""
-        check_settings(self)
-        positive = ["learning_rate", "max_grad_norm", "grad_accum_steps", "log_interval"]
-        for name in positive + ["eval_interval", "eval_batches", "checkpoint_interval"]:
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(
-                    f"TrainingConfig.{name} must be positive (or None where allowed), got {value}"
-                )
+        """The ranges (Settings checked types and finiteness); each message names the fix."""
+        check_positive(self, "learning_rate", "max_grad_norm", "grad_accum_steps", "log_interval")
+        check_positive(self, "eval_interval", "eval_batches", "checkpoint_interval")
         for name in ("min_lr", "warmup_steps", "weight_decay"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"TrainingConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -106,34 +126,34 @@ class TrainingConfig:
             )
 
 
-# cell 144
-_SMALL_CHAR_MODEL = dict(d_model=128, num_layers=4, num_heads=4, d_ff=512, dropout=0.0, bias=False)
+# cell 146
+# nanoGPT's CPU recipe for character-level Tiny Shakespeare (the README of karpathy/nanoGPT), with
+# its learned positions: the baseline that bench/train_speed.py compares against.
+_NANOGPT_CPU = {
+    "model": dict(d_model=128, num_layers=4, num_heads=4, d_ff=512, dropout=0.0, bias=False),
+    "block_size": 64,
+    "batch_size": 12,
+    "max_steps": 2000,
+    "training": {"learning_rate": 1e-3, "min_lr": 1e-4, "warmup_steps": 100, "beta2": 0.99},
+}
+_NANOGPT_CPU["model"]["positional_encoding"] = "learned"
 RECIPES = {
-    # nanoGPT's CPU recipe for character-level Tiny Shakespeare (the README of karpathy/nanoGPT),
-    # with its learned positions: the baseline that bench/train_speed.py compares against.
-    "nanogpt-cpu": {
-        "model": {**_SMALL_CHAR_MODEL, "positional_encoding": "learned"},
-        "block_size": 64,
-        "batch_size": 12,
-        "max_steps": 2000,
-        "training": {"learning_rate": 1e-3, "min_lr": 1e-4, "warmup_steps": 100, "beta2": 0.99},
-    },
+    "nanogpt-cpu": _NANOGPT_CPU,
     # The recommended character-level recipe for a CPU: the same small model with rotary positions
     # (which learn far faster here than added ones), a larger batch and a higher learning rate.
     # 2,000 steps take about two minutes on 2 cores. Measured figures: bench/train_speed.py.
     "shakespeare-char": {
-        "model": {**_SMALL_CHAR_MODEL, "positional_encoding": "rope"},
-        "block_size": 64,
+        **_NANOGPT_CPU,
+        "model": {**_NANOGPT_CPU["model"], "positional_encoding": "rope"},
         "batch_size": 16,
-        "max_steps": 2000,
-        "training": {"learning_rate": 3e-3, "min_lr": 1e-4, "warmup_steps": 50, "beta2": 0.99},
+        "training": {**_NANOGPT_CPU["training"], "learning_rate": 3e-3, "warmup_steps": 50},
     },
 }
 
 
-# cell 151
+# cell 153
 @dataclass
-class TrainRun:
+class TrainRun(Settings):
     """Settings of `python -m tinylm_core train` that are not the Trainer's (those: TrainingConfig)."""
 
     corpus: str = setting(
@@ -172,15 +192,9 @@ class TrainRun:
     resume: bool = setting(False, "continue the run in --out from its checkpoint (same settings)")
     overwrite: bool = setting(False, "start over in an --out that already holds a run")
 
-    def __post_init__(self):
-        self.validate()
-
-    # cell 152
+    # cell 154
     def validate(self):
-        check_settings(self)
-        for name in ("max_steps", "batch_size", "block_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainRun.{name} must be at least 1, got {getattr(self, name)}")
+        check_positive(self, "max_steps", "batch_size", "block_size")
         if not 0 < self.val_fraction < 1:
             raise ValueError(
                 f"TrainRun.val_fraction must be between 0 and 1, got {self.val_fraction}"
