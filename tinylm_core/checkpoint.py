@@ -234,7 +234,7 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-# cell 120
+# cell 122
 def check_resumable(checkpoint, model, tokenizer):
     """CheckpointError unless `checkpoint` holds training state for this model and tokenizer."""
     path, ours = checkpoint["path"], asdict(model.config)

@@ -128,7 +128,7 @@ def collate_fn(batch, pad_token_id=0):
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-# cell 98
+# cell 100
 class ResumableSampler(DistributedSampler):
     """DistributedSampler (also used with one process) that can start part-way into an epoch.
 
@@ -145,7 +145,7 @@ class ResumableSampler(DistributedSampler):
         return self.num_samples - self.start
 
 
-# cell 101
+# cell 103
 def shard_loader(loader, world_size=1, rank=0, seed=0, shuffle=None):
     """-> (loader, sampler): a standard DataLoader rebuilt on a ResumableSampler (this rank's
     shard; shuffle=None keeps the loader's choice), or (loader, None) for anything else."""
@@ -169,7 +169,7 @@ def shard_loader(loader, world_size=1, rank=0, seed=0, shuffle=None):
     return rebuilt, sampler
 
 
-# cell 102
+# cell 104
 class BatchStream:
     """Micro-batches forever, epoch after epoch, from where a resumed run left off; `epoch` and
     `batches_in_epoch` are its position, saved in checkpoints."""

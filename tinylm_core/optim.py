@@ -60,7 +60,7 @@ def get_cosine_schedule_with_warmup(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda, last_epoch)
 
 
-# cell 123
+# cell 125
 def count_steps(batches, grad_accum_steps, num_epochs, max_steps):
     """The optimizer steps a run takes: max_steps, or num_epochs passes over `batches`."""
     if max_steps is None and num_epochs is None:
@@ -77,7 +77,7 @@ def count_steps(batches, grad_accum_steps, num_epochs, max_steps):
     return max_steps
 
 
-# cell 124
+# cell 126
 def schedule_for(optimizer, config, total_steps):
     """The warmup + cosine schedule of a run: warmup 5% of the steps and min_lr a tenth of the
     peak unless the config sets them."""

@@ -11,7 +11,7 @@ __all__ = [
 ]
 
 
-# cell 105
+# cell 107
 import itertools
 import math
 import time
@@ -47,7 +47,7 @@ from tinylm_core.runtime import (
 from tinylm_core.settings import TrainingConfig
 
 
-# cell 106
+# cell 108
 class Trainer:
     """Train a TransformerLM: AdamW, warmup + cosine schedule, clipping, eval, checkpoints, DDP.
 
@@ -88,7 +88,7 @@ class Trainer:
         self.history = []  # the records also written to output_dir/metrics.jsonl
         self.last_checkpoint = None  # (path, step) of the last checkpoint written or resumed
 
-    # cell 110
+    # cell 112
     @torch.no_grad()
     def evaluate(self, max_batches=None):
         """Token-weighted mean loss over the eval loader (all ranks together) and its perplexity."""
@@ -106,7 +106,7 @@ class Trainer:
         val_loss = (total[0] / total[1]).item()
         return {"val_loss": val_loss, "val_ppl": math.exp(min(val_loss, 50.0))}
 
-    # cell 113
+    # cell 115
     def _train_step(self, batches):
         """One optimizer step over grad_accum_steps micro-batches -> (loss, grad norm, tokens)."""
         accum = self.config.grad_accum_steps
@@ -129,7 +129,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return loss, grad_norm, tokens * self.world_size
 
-    # cell 118
+    # cell 120
     def save_checkpoint(self, path=None):
         """Checkpoint everything needed to resume (rank 0 only; a no-op without output_dir)."""
         if not self.is_main or (path is None and self.output_dir is None):
@@ -139,7 +139,7 @@ class Trainer:
         self.last_checkpoint = (path, self.step)
         return path
 
-    # cell 125
+    # cell 127
     def _start(self, num_epochs, max_steps, resume_from):
         """-> the number of steps to reach; builds the schedule, then resumes or starts afresh."""
         max_steps = count_steps(self.batches, self.config.grad_accum_steps, num_epochs, max_steps)
@@ -151,7 +151,7 @@ class Trainer:
             (self.output_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run
         return max_steps
 
-    # cell 126
+    # cell 128
     def _run_steps(self, total_steps, bar, stop):
         """The loop; returns True when a signal stopped it early."""
         every = lambda interval: interval is not None and self.step % interval == 0
@@ -174,13 +174,13 @@ class Trainer:
                 return True
         return False
 
-    # cell 127
+    # cell 129
     def _log(self, record):
         self.history.append(record)
         if self.is_main and self.output_dir is not None:
             append_metrics(self.output_dir / "metrics.jsonl", record)
 
-    # cell 128
+    # cell 130
     def train(self, num_epochs=None, max_steps=None, resume_from=None):
         """Train for `max_steps` steps or `num_epochs` epochs -> a summary (see `summarize`).
         resume_from: a checkpoint (file or output_dir) to continue exactly as if never stopped.
@@ -197,7 +197,7 @@ class Trainer:
         return summarize(self.history, self.step, time.perf_counter() - start, stopped)
 
 
-# cell 109
+# cell 111
 def batch_loss(model, batch, device, autocast_dtype=None):
     """Mean cross-entropy of one batch, on `device`, and its number of target tokens (not -100).
     A batch is a dict with input_ids, labels and optionally attention_mask, or a pair."""
@@ -212,7 +212,7 @@ def batch_loss(model, batch, device, autocast_dtype=None):
     return loss, int((labels != -100).sum())
 
 
-# cell 115
+# cell 117
 def divergence_message(trainer, loss, grad_norm):
     """What happened, what was kept and what to try, for a non-finite loss or gradient norm."""
     params = trainer.raw_model.parameters()
@@ -230,7 +230,7 @@ def divergence_message(trainer, loss, grad_norm):
     )
 
 
-# cell 117
+# cell 119
 def training_state(trainer):
     """What a checkpoint holds besides the model and tokenizer, to resume `trainer` exactly."""
     evals = [r for r in trainer.history if "val_loss" in r]
@@ -247,7 +247,7 @@ def training_state(trainer):
     )
 
 
-# cell 121
+# cell 123
 def restore_training_state(trainer, path_or_dir):
     """Continue `trainer` from a checkpoint: weights, optimizer, schedule, data position, RNG
     states, metrics window; metrics.jsonl loses the records after the checkpoint."""
@@ -269,7 +269,7 @@ def restore_training_state(trainer, path_or_dir):
         write_metrics(metrics, trainer.history)
 
 
-# cell 129
+# cell 131
 def summarize(history, step, seconds, stopped):
     """train()'s summary; a loss is None until measured (a run stopped before its first record)."""
     losses = [r["loss"] for r in history if "loss" in r]
