@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from tinylm_core.data import download
+from tinylm_core.downloads import download
 from tinylm_core.model import ModelConfig, TransformerLM
 
 try:  # optional: safetensors files are safer (no pickle) and faster to load
