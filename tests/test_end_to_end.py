@@ -115,6 +115,7 @@ def test_make_demo_in_test_mode(tmp_path):
             "--no-print-directory",
             "demo",
             "STAMP=",  # no install step: this interpreter already has everything
+            "LAB_STAMP=",
             f"PY={sys.executable}",
             f"DEMO_OUT={out}",
             f"DEMO_TRAIN_ARGS=--corpus {corpus} --max-steps 2 --eval-interval 2 --eval-batches 1 "
