@@ -165,6 +165,9 @@ def test_student_package_is_exported_from_the_stubs(course):
         namespace["square"](3)
     assert "from .demo import square" in (package / "__init__.py").read_text()
     assert (student / "README.md").exists()
+    assert (student / "data" / "tinyshakespeare.txt").read_bytes() == (
+        ROOT / "data" / "tinyshakespeare.txt"
+    ).read_bytes()  # the lessons read the course's data offline
 
 
 def test_secret_lines_are_those_only_a_solution_shows(tmp_path):
@@ -353,6 +356,7 @@ def test_a_crash_and_a_wrong_exported_answer_are_reported_not_fatal(course):
     assert grades["1.2"]["message"] == "cell 8: the kernel died (a crash?)"
     assert grades["2.1"]["message"] == "notebook not handed in"
     assert report["notebooks"]["02_more.ipynb"]["handed_in"] is False
+    assert (root / "grades" / "bob" / "data" / "gpt2" / "vocab.bpe").is_file()  # data/ for lessons
     executed = nbformat.read(root / "grades" / "bob" / "notebooks" / "01_demo.ipynb", 4)
     assert executed.cells[-1].execution_count is None, "cells after a crash are not run"
 

@@ -89,6 +89,7 @@ from tools.classroom_report import (  # noqa: E402, F401
 ROOT = _export.ROOT
 TESTS_DIR = ROOT / "tests"
 BUILD_DIR = ROOT / "build"
+DATA_DIR = ROOT / "data"
 STUDENT_MARKER = ".tinylm-student"  # a folder holding it may be replaced by a new student edition
 GRADES_MARKER = ".tinylm-grades"
 COPY_IGNORE = shutil.ignore_patterns(
@@ -136,7 +137,7 @@ def build_student(
     package_dir: Path = _export.PACKAGE_DIR,
     pieces: dict[str, list] | None = None,
 ) -> dict[str, list[Exercise]]:
-    """Write the student edition to `out`: notebooks/, tinylm_core/, pyproject.toml, README.md.
+    """Write the student edition to `out`: notebooks/, tinylm_core/, data/, pyproject.toml, README.md.
 
     With `pieces` (lesson -> build pieces, from `load_config`) it is the build edition. Returns the
     exercises of each notebook. Raises ClassroomError if any solution or hidden-test text would leak.
@@ -170,6 +171,8 @@ def build_student(
         if (ROOT / extra).exists():
             (out / extra).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / extra, out / extra)
+    if DATA_DIR.is_dir():  # the course's corpus and vocabularies: the lessons read them offline
+        shutil.copytree(DATA_DIR, out / "data")
     (out / "README.md").write_text(readme, encoding="utf-8")
     # Text shipped from outside the notebooks (hand-written modules, pyproject.toml) is public;
     # the generated modules are not, since they come from the student notebooks being checked.
@@ -250,6 +253,8 @@ def grade_student(
     work = out / name
     _fresh_folder(work, GRADES_MARKER)
     shutil.copytree(source, work / "notebooks", ignore=COPY_IGNORE)
+    if DATA_DIR.is_dir():  # the lessons read data/ next to the package (tinylm_core.downloads)
+        (work / "data").symlink_to(DATA_DIR, target_is_directory=True)
     pieces = pieces or {}
     plan = _prepare(work, teacher, pieces)
     # The student's package is exported from their notebooks, never taken from the folder as is;

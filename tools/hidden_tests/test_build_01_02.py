@@ -36,8 +36,8 @@ def test_attention_applies_a_boolean_mask():
 def test_attention_is_causal_when_asked():
     q, k, v = _qkv(3)
     out, weights = attention.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert bool((weights.triu(1) == 0).all()), "with is_causal, a query must not see later keys"
     torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, is_causal=True))
-    assert bool((weights.triu(1) == 0).all()), "a query must not see later keys"
 
 
 def test_causal_mask_is_lower_triangular():
@@ -56,8 +56,12 @@ def test_sinusoidal_matches_the_formula():
     for p in range(7):
         for i in range(3):
             angle = p / 10000 ** (2 * i / 6)
-            assert math.isclose(pe[p, 2 * i].item(), math.sin(angle), abs_tol=1e-5)
-            assert math.isclose(pe[p, 2 * i + 1].item(), math.cos(angle), abs_tol=1e-5)
+            assert math.isclose(pe[p, 2 * i].item(), math.sin(angle), abs_tol=1e-5), (
+                f"PE[{p}, {2 * i}] is {pe[p, 2 * i].item():.4f}, sin({angle:.4f}) expected"
+            )
+            assert math.isclose(pe[p, 2 * i + 1].item(), math.cos(angle), abs_tol=1e-5), (
+                f"PE[{p}, {2 * i + 1}] is {pe[p, 2 * i + 1].item():.4f}, cos({angle:.4f}) expected"
+            )
 
 
 def test_rotary_matches_complex_rotation():
