@@ -465,3 +465,15 @@ def test_graded_code_cannot_import_the_teachers_modules(tmp_path):
     target = str(tmp_path / "test_leak.py") + "::test_import"
     ok, message = run_package_checks([target], tmp_path, env, 30)[target]
     assert not ok and "No module named 'tinylm_core.notebook'" in message
+
+
+def test_a_released_lesson_ships_complete_and_is_not_graded(tmp_path):
+    root, _ = make_course(tmp_path)
+    assert load_config(root / "teacher" / "build.json", release=("01",)) == {}
+    assert _classroom.main(
+        ["student", "--edition", "build", "--config", str(root / "teacher" / "build.json"),
+         "--release", "1", "--notebooks", str(root / "notebooks"), "--package", str(root / "pkg"),
+         "--out", str(root / "out")]
+    ) == 0  # fmt: skip
+    text = (root / "out" / "notebooks" / "01_demo.ipynb").read_text()
+    assert "TODO(build" not in text and "BUILD_SECRET_MASK" in text
