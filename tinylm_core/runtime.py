@@ -171,7 +171,8 @@ class RunLock:
                 if owner is not None:
                     raise RunDirectoryInUse(
                         f"{self.path.parent} is in use by another training run (PID {owner}, "
-                        f"lock file {self.path}); wait for it to end or use another directory"
+                        f"lock file {self.path}); wait for it to end or use another directory (if no "
+                        "run is active, delete the lock file)"
                     ) from None
                 self.path.unlink(missing_ok=True)  # stale: its process is gone
                 continue

@@ -194,6 +194,8 @@ class Trainer:
                 stopped = self._run_steps(total_steps, bar, stop)
             finally:
                 bar.close()
+        if self.ddp:
+            dist.barrier()  # no rank leaves before rank 0 has written the last checkpoint
         return summarize(self.history, self.step, time.perf_counter() - start, stopped)
 
 
