@@ -260,3 +260,11 @@ def test_wheel_holds_the_library_only(tmp_path):
         "torch",
         "tqdm",
     ]
+
+
+def test_sizes_stay_within_the_course_limits(capsys):
+    """No exported cell over 60 lines, median at most 20, modules ~300 lines, classes ~150."""
+    from tools import cell_stats
+
+    status = cell_stats.main()
+    assert status == 0, capsys.readouterr().out
