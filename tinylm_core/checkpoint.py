@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinylm_core import ModelConfig, Tokenizer, TransformerLM
 from tinylm_core.files import atomic_file
+from tinylm_core.model import TransformerLM
+from tinylm_core.model_config import ModelConfig
+from tinylm_core.tokenizer import Tokenizer
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT, VERSION = "tinylm-checkpoint", 2

@@ -23,13 +23,15 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from tinylm_core import ModelConfig, TransformerLM, load_corpus
 from tinylm_core.bpe_tokenizer import BPETokenizer
 from tinylm_core.char_tokenizer import CharTokenizer
 from tinylm_core.checkpoint import CHECKPOINT_NAME
 from tinylm_core.datasets import TokenWindowDataset
+from tinylm_core.downloads import load_corpus
 from tinylm_core.files import atomic_file
 from tinylm_core.metrics import plot_metrics
+from tinylm_core.model import TransformerLM
+from tinylm_core.model_config import ModelConfig
 from tinylm_core.runtime import RunDirectoryInUse, RunLock, join_process_group
 from tinylm_core.settings import RECIPES, TrainingConfig, TrainRun, field_type
 from tinylm_core.trainer import Trainer

@@ -19,7 +19,7 @@ import numbers
 import types
 from dataclasses import dataclass, field, fields
 
-from tinylm_core import PRESETS
+from tinylm_core.model_config import PRESETS
 
 
 def setting(default, help, **extra):
