@@ -1,7 +1,8 @@
 """Generation speed of tinylm_core.generation on CPU: tokens/s, measured side by side in one run.
 
-    python bench/generate_speed.py            # both shapes (about two minutes on 2 cores)
+    python bench/generate_speed.py            # both shapes + lesson 12 (about 4 minutes on 2 cores)
     python bench/generate_speed.py --quick    # shape (i) only
+    python bench/generate_speed.py --only-lesson12   # int8 (GPT-2 shape) and speculative rows only
 
 Setting (issue 5): 2 threads, fp32, a 16-token prompt, random weights, no eos (every run produces
 all its tokens). Shapes: (i) 4 layers, 256 dim, vocab 65, 128 new tokens; (ii) GPT-2 small,
@@ -18,6 +19,15 @@ they are not re-measured, so ratios against them only mean something on an other
 --threads 1 it estimates what an idle core would give even while other processes compete (with
 more threads it also counts time spent waiting between threads).
 
+Lesson 12 (fast inference) adds, unless --no-lesson12:
+- "int8 greedy": the same model through `quantize_int8` (int8 weights, fbgemm kernel), next to fp32
+  and HF's fp32 greedy, with the roofline (measured bandwidth / bytes read per token) of each.
+- (iii) speculative decoding on a pair of course-trained character models: notebook 12's 6-layer
+  target and 1-layer draft, read from --checkpoints (default notebooks/runs/12, written by running
+  notebook 12), or, when they are missing, trained here for --train-steps steps (a weaker pair:
+  lower acceptance than the notebook's). Plain greedy of the target against speculative greedy
+  (identical output checked) and plain against speculative sampling, with acceptance rates.
+
 "no-cache ceiling": without a cache every step runs the model on the whole context again, so that
 strategy is bound by matrix-multiply speed, not by overhead. The ceiling is the tokens/s it would
 reach if everything but the Linear layers were free: the same steps' Linear layers, timed on their
@@ -26,14 +36,31 @@ position only).
 """
 
 import argparse
+import math
 import os
 import time
 from functools import partial
+from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 
+from tinylm_core import (
+    RECIPES,
+    CharTokenizer,
+    GenerationConfig,
+    ModelConfig,
+    Trainer,
+    TrainingConfig,
+    load_checkpoint,
+    load_corpus,
+)
+from tinylm_core.datasets import TokenWindowDataset
 from tinylm_core.generation import Generator
 from tinylm_core.model import TransformerLM
+from tinylm_core.quantize import quantize_int8
+from tinylm_core.roofline import measure_bandwidth, model_bytes, roofline
+from tinylm_core.speculative import speculative_decode
 
 SHAPES = {
     "(i) 4 layers, 256 dim, vocab 65": dict(
@@ -56,6 +83,11 @@ SHAPES = {
         reference={"greedy + cache": 18, "greedy, no cache": 6.3, "beam 4": 8},
         target=1.3,
     ),
+}
+
+NOTEBOOK_12_SHAPES = {  # notebook 12's target and draft, for training them here when needed
+    "target": dict(d_model=192, num_layers=6, num_heads=6, d_ff=768),
+    "draft": dict(d_model=128, num_layers=1, num_heads=4, d_ff=512),
 }
 
 STRATEGIES = {
@@ -161,6 +193,118 @@ def best_speeds(runs, prompt, new_tokens, repeats):
     return {name: (new_tokens / s, new_tokens / cpu) for name, (s, cpu) in best.items()}
 
 
+def int8_rows(model, generator, hf, prompt, new_tokens, repeats, bandwidth):
+    """Lesson 12: greedy with int8 weights against our fp32 and HF's fp32, taking turns; the
+    roofline of each (bandwidth / bytes read per token, at the average context)."""
+    quantized = quantize_int8(model)
+    runs = {
+        "fp32": partial(generator.generate, eos_token_id=[]),
+        "int8": partial(Generator(quantized).generate, eos_token_id=[]),
+    }
+    if hf is not None:
+        runs["hf"] = partial(hugging_face_generate, hf, {})
+    speeds = best_speeds(runs, prompt, new_tokens, repeats)
+    (speed, cpu_speed), fp32 = speeds["int8"], speeds["fp32"][0]
+    now = speeds["hf"][0] if hf is not None else None
+    ratio = f"{now:8.1f}{speed / now:7.2f}x" if now else f"{'-':>8}{'-':>8}"
+    print(
+        f"  {'int8 greedy':<18}{speed:>10.1f}{cpu_speed:>11.1f}{ratio}   {speed / fp32:.2f}x our fp32"
+    )
+    context = prompt.size(1) + new_tokens // 2
+    for name, m, measured in (("fp32", model, fp32), ("int8", quantized, speed)):
+        limit = roofline(m, bandwidth, context)
+        print(
+            f"  roofline {name}: {limit:8.1f} tokens/s ({model_bytes(m) / 1e6:.1f} MB of weights); "
+            f"ours reach {measured / limit:.0%} of it"
+        )
+    print(f"  int8 model {model_bytes(model) / model_bytes(quantized):.2f}x smaller")
+
+
+def course_pair(args):
+    """Notebook 12's target and draft and their tokenizer, from --checkpoints, else trained here."""
+    root = Path(args.checkpoints)
+    if all((root / name / "checkpoint.pt").exists() for name in ("target", "draft")):
+        target, tokenizer, _ = load_checkpoint(root / "target")
+        draft, _, _ = load_checkpoint(root / "draft")
+        return target.eval(), draft.eval(), tokenizer, f"notebook 12's checkpoints in {root}"
+    text = load_corpus("tinyshakespeare")
+    tokenizer = CharTokenizer().build_vocab(text)
+    ids = torch.tensor(tokenizer.encode(text[: int(0.9 * len(text))]))
+    recipe = RECIPES["shakespeare-char"]
+    models = []
+    for shape in NOTEBOOK_12_SHAPES.values():
+        config = ModelConfig.from_preset(
+            "small", tokenizer.get_vocab_size(), max_seq_len=128, **{**recipe["model"], **shape}
+        )
+        torch.manual_seed(1337)
+        loader = DataLoader(TokenWindowDataset(ids, 128), batch_size=8, shuffle=True)
+        training = TrainingConfig(
+            **recipe["training"], log_interval=args.train_steps, eval_interval=None, progress=False
+        )
+        trainer = Trainer(TransformerLM.from_config(config), loader, None, None, config=training)
+        trainer.train(max_steps=args.train_steps)
+        models.append(trainer.raw_model.eval())
+    return (
+        *models,
+        tokenizer,
+        f"trained here for {args.train_steps} steps (no checkpoints in {root})",
+    )
+
+
+def bits_per_char(model, ids, windows):
+    """Validation bits per character over `windows` non-overlapping windows of 128 characters."""
+    batch = ids[: windows * 129].view(-1, 129)
+    with torch.inference_mode():
+        logits = model(batch[:, :-1]).logits
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+    return loss.item() / math.log(2)
+
+
+def lesson12_speculative(args, repeats):
+    """(iii): speculative greedy and sampling on notebook 12's course-trained pair."""
+    target, draft, tokenizer, source = course_pair(args)
+    print(f"(iii) speculative decoding, course-trained character models ({source})")
+    print(
+        f"  target {target.num_parameters() / 1e6:.2f}M parameters "
+        f"({target.config.num_layers} layers), draft {draft.num_parameters() / 1e6:.2f}M "
+        f"({draft.config.num_layers} layer), {args.spec_tokens} new tokens"
+    )
+    text = load_corpus("tinyshakespeare")
+    val = torch.tensor(tokenizer.encode(text[int(0.9 * len(text)) :]))
+    fp32, int8 = bits_per_char(target, val, 200), bits_per_char(quantize_int8(target), val, 200)
+    print(f"  bits/char (25,600 validation characters): fp32 {fp32:.4f}, int8 weights {int8:.4f} "
+          f"({int8 / fp32 - 1:+.2%})")  # fmt: skip
+    generator = Generator(target, tokenizer)
+    prompt = torch.tensor([tokenizer.encode("ROMEO:\n")])
+    n = args.spec_tokens
+    for mode, options in (
+        ("greedy", {}),
+        ("sampling", dict(do_sample=True, temperature=0.8, seed=0)),
+    ):
+        config = GenerationConfig(max_new_tokens=n, eos_token_id=[], **options)
+        runs = {"plain": partial(generator.generate, config=config)}
+        for k in args.k:
+            runs[k] = partial(
+                generator.generate, config=config, draft_model=draft, num_speculative_tokens=k
+            )
+        speeds = best_speeds(runs, prompt, n, repeats)
+        plain = speeds["plain"][0]
+        print(f"  {mode}: target alone {plain:.1f} tokens/s")
+        for k in args.k:
+            _, stats = speculative_decode(target, draft, prompt, config, k, generator.context_drop)
+            drafted, kept = map(sum, zip(*stats))
+            same = ""
+            if mode == "greedy":
+                identical = torch.equal(runs[k](prompt, n), runs["plain"](prompt, n))
+                same = ", output identical" if identical else ", OUTPUT DIFFERS"
+            print(
+                f"    k={k}: {speeds[k][0]:7.1f} tokens/s = {speeds[k][0] / plain:.2f}x, acceptance "
+                f"{kept / max(drafted, 1):.2f}, {n / len(stats):.2f} tokens per target pass{same}"
+            )
+    print("  target: speculative greedy >= 1.5x plain greedy, identical output")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shape (i) only")
@@ -169,6 +313,18 @@ def main() -> None:
     parser.add_argument(
         "--no-hf", action="store_true", help="skip Hugging Face; compare with issue 5's figures"
     )
+    parser.add_argument(
+        "--no-lesson12", action="store_true", help="skip the int8 and speculative rows (lesson 12)"
+    )
+    parser.add_argument(
+        "--only-lesson12", action="store_true", help="GPT-2 shape int8 rows and (iii) only"
+    )
+    parser.add_argument("--checkpoints", default="notebooks/runs/12", help="notebook 12's pair")
+    parser.add_argument(
+        "--train-steps", type=int, default=300, help="training steps when no checkpoints exist"
+    )
+    parser.add_argument("--k", type=int, nargs="+", default=[3, 4], help="drafts per pass")
+    parser.add_argument("--spec-tokens", type=int, default=200, help="new tokens in (iii)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, CPU")
@@ -178,8 +334,13 @@ def main() -> None:
         "HF now = Hugging Face generate on the same shape, timed in this run, taking turns with ours"
     )
     print("HF issue = the figures issue 5 quotes for this machine type (not re-measured)\n")
+    bandwidth = None if args.no_lesson12 else measure_bandwidth()
+    if bandwidth:
+        print(f"memory bandwidth (sum of a 512 MB buffer): {bandwidth / 1e9:.1f} GB/s\n")
     for name, shape in SHAPES.items():
         if args.quick and not name.startswith("(i)"):
+            continue
+        if args.only_lesson12 and name.startswith("(i)"):
             continue
         torch.manual_seed(0)
         new_tokens = shape["new_tokens"]
@@ -194,6 +355,10 @@ def main() -> None:
             f"  {'strategy':<18}{'tokens/s':>10}{'per CPU-s':>11}{'HF now':>8}{'ratio':>8}"
             f"{'HF issue':>10}{'ratio':>8}"
         )
+        if args.only_lesson12:
+            int8_rows(model, generator, hf, prompt, new_tokens, repeats, bandwidth)
+            print()
+            continue
         speed, _ = best_speeds({"bare": partial(bare_loop, model)}, prompt, new_tokens, repeats)[
             "bare"
         ]
@@ -214,8 +379,14 @@ def main() -> None:
         if "greedy, no cache" in shape["reference"]:
             ceiling = no_cache_ceiling(model, prompt.size(1), new_tokens, repeats)
             print(f"  {'no-cache ceiling':<18}{ceiling:>10.1f}")
+        if bandwidth:
+            int8_rows(model, generator, hf, prompt, new_tokens, repeats, bandwidth)
         print(f"  target: tokens/s >= {shape['target']}x Hugging Face")
+        if bandwidth and not name.startswith("(i)"):
+            print("  lesson 12: int8 never slower than fp32, 4x smaller; stretch >= 1.8x HF fp32")
         print()
+    if not (args.no_lesson12 or args.quick):
+        lesson12_speculative(args, max(1, args.repeats - 1))
     print(f"load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

@@ -99,7 +99,9 @@ class Generator:
         """Continue `input_ids`: a list of ids, a (T,) or (B, T) tensor, a string (with a tokenizer),
         or a list of such prompts, of any lengths. Settings: a GenerationConfig and/or its fields as
         keywords. Returns a (N, T + new) tensor, prompt then new ids (N = B * num_return_sequences),
-        or a GenerationOutput with `return_dict=True`."""
+        or a GenerationOutput with `return_dict=True`. Lesson 12 adds `draft_model=`."""
+        if {"draft_model", "num_speculative_tokens"} & options.keys():  # speculative decoding
+            return _speculative(self, input_ids, max_new_tokens, config, return_dict, options)
         config = merge_config(config, options, max_new_tokens=max_new_tokens)
         batches = prompt_batches(
             input_ids, self.tokenizer, self.vocab_size, self.device, config.num_beams > 1
@@ -222,3 +224,11 @@ class Generator:
         device = resolve_device(device)
         model, tokenizer, _ = load_checkpoint(path, device=device)
         return cls(model, tokenizer, device=device, **options)
+
+
+# cell 83
+def _speculative(*args):
+    """Lesson 12's speculative decoding, imported when used (its module comes later)."""
+    from tinylm_core.speculative import speculative_generate
+
+    return speculative_generate(*args)
