@@ -173,7 +173,7 @@ def ablate_heads(model, heads, means=None):
             hook.remove()
 
 
-# cell 77
+# cell 78
 @torch.no_grad()
 def logit_lens(model, input_ids):
     """(L + 1, B, T, V): the logits read from the residual stream after the embeddings (0) and
