@@ -11,7 +11,7 @@ __all__ = [
 ]
 
 
-# cell 48
+# cell 49
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from tinylm_core.model import TransformerBlock, TransformerLM
 from tinylm_core.model_config import ModelConfig
 
 
-# cell 49
+# cell 50
 class AttentionOnlyBlock(nn.Module):
     """A TransformerBlock without its MLP sub-layer: x + attn(ln_1(x))."""
 
@@ -33,7 +33,7 @@ class AttentionOnlyBlock(nn.Module):
         return x + self.dropout(a)
 
 
-# cell 51
+# cell 52
 def attention_only(model: TransformerLM) -> TransformerLM:
     """The same model with every block's MLP removed (in place; returns it). Its checkpoints
     load only into a model built the same way."""
@@ -41,7 +41,7 @@ def attention_only(model: TransformerLM) -> TransformerLM:
     return model
 
 
-# cell 53
+# cell 54
 def repeated_random_tokens(num_sequences, block_len, vocab, generator=None, distinct=False):
     """(num_sequences, 2 * block_len) long: a block of random tokens, then the same block again.
     vocab: a vocabulary size, or a 1-D tensor of the token ids to draw from. distinct: no token
@@ -60,7 +60,7 @@ def repeated_random_tokens(num_sequences, block_len, vocab, generator=None, dist
     return torch.cat([block, block], dim=1)  # (N, 2n)
 
 
-# cell 55
+# cell 56
 @torch.no_grad()
 def per_position_loss(model, input_ids):
     """(T - 1,): the mean loss (nats) of predicting token t + 1 from tokens 0..t, per position t."""
@@ -69,7 +69,7 @@ def per_position_loss(model, input_ids):
     return losses.mean(dim=0)  # (T - 1,)
 
 
-# cell 57
+# cell 58
 def prefix_matching_score(weights, input_ids):
     """(..., H): per head, the weight a token puts on keys right after earlier occurrences of
     itself, averaged over the queries that have such a key. weights: (..., B, H, T, T)."""
@@ -83,7 +83,7 @@ def prefix_matching_score(weights, input_ids):
     return (score * has_match[:, None]).sum(dim=(-3, -1)) / has_match.sum().clamp(min=1)
 
 
-# cell 59
+# cell 60
 def induction_head_by_hand(vocab_size, max_seq_len, sharpness=20.0) -> TransformerLM:
     """A 2-layer attention-only model with one head per layer, weights set by hand: layer 0 is a
     previous-token head, layer 1 an induction head. No LayerNorm, no biases."""

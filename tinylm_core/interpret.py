@@ -109,7 +109,7 @@ def previous_token_score(weights):
     return attention_to(weights, (torch.arange(T) - 1).expand(B, T))
 
 
-# cell 35
+# cell 36
 def _check_heads(model, heads):
     """[(layer, head), ...] -> {layer: [heads]}, each index checked."""
     by_layer = {}
@@ -123,7 +123,7 @@ def _check_heads(model, heads):
     return by_layer
 
 
-# cell 37
+# cell 38
 @torch.no_grad()
 def head_means(model, input_ids):
     """(L, C): each layer's mean `proj` input over input_ids, i.e. each head's mean output."""
@@ -144,7 +144,7 @@ def head_means(model, input_ids):
     return torch.stack(means)
 
 
-# cell 39
+# cell 40
 def _replace_heads(heads, head_dim, mean, module, args):
     """Pre-hook on `proj`: each head's slice of channels becomes zero, or `mean`'s slice."""
     (y,) = args  # (B, T, H * hd): the heads' outputs side by side
@@ -155,7 +155,7 @@ def _replace_heads(heads, head_dim, mean, module, args):
     return (y,)
 
 
-# cell 41
+# cell 42
 @contextlib.contextmanager
 def ablate_heads(model, heads, means=None):
     """Inside the block, each (layer, head) in `heads` outputs zeros, or its mean output when
@@ -173,7 +173,7 @@ def ablate_heads(model, heads, means=None):
             hook.remove()
 
 
-# cell 78
+# cell 79
 @torch.no_grad()
 def logit_lens(model, input_ids):
     """(L + 1, B, T, V): the logits read from the residual stream after the embeddings (0) and
