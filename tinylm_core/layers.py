@@ -4,7 +4,7 @@
 __all__ = ["make_norm", "FeedForward", "DecoderAttention"]
 
 
-# cell 25
+# cell 27
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -22,7 +22,7 @@ def make_norm(config: ModelConfig, dim: int | None = None) -> nn.Module:
     return nn.LayerNorm(dim, eps=config.layer_norm_eps, bias=config.bias)
 
 
-# cell 30
+# cell 32
 def _activation(name: str) -> nn.Module:
     if name == "relu":
         return nn.ReLU()
@@ -31,6 +31,7 @@ def _activation(name: str) -> nn.Module:
     return nn.GELU(approximate="tanh" if name == "gelu_tanh" else "none")
 
 
+# cell 33
 class FeedForward(nn.Module):
     """Position-wise MLP: widen to d_ff, non-linearity, project back (GPT-2's c_fc and c_proj).
     Gated (config.mlp == "gated"): proj(act(gate(x)) * fc(x)), Llama's SwiGLU with silu."""
@@ -51,7 +52,7 @@ class FeedForward(nn.Module):
         return self.dropout(self.proj(h))  # (B, T, C)
 
 
-# cell 40
+# cell 43
 class DecoderAttention(MultiHeadAttention):
     """Lesson 01's MultiHeadAttention plus what a decoder needs, between `project_qkv` and
     `attend`: rotary positions for q and k (lesson 02) and a KV cache (lesson 05).
@@ -76,6 +77,7 @@ class DecoderAttention(MultiHeadAttention):
         self.q_norm = nn.RMSNorm(self.head_dim, eps=eps) if qk_norm else None
         self.k_norm = nn.RMSNorm(self.head_dim, eps=eps) if qk_norm else None
 
+    # cell 45
     def forward(self, x, attention_mask=None, need_weights=False, rotary=None, kv_cache=None):
         """x: (B, T, C), the new positions. rotary: a RotaryEmbedding, or None when positions are
         added to the embeddings. kv_cache: a LayerKVCache (anything with `seq_len` and
@@ -88,7 +90,7 @@ class DecoderAttention(MultiHeadAttention):
             k, v = kv_cache.update(k, v)  # (B, H_kv, past + T, hd): cached keys, then the new
         return self.attend(q, k, v, attention_mask, need_weights)
 
-    # cell 42
+    # cell 47
     def project_qkv(self, x):
         """x (B, T, C) -> q (B, H, T, hd), k and v (B, H_kv, T, hd)."""
         if self.num_kv_heads == self.num_heads:
@@ -108,7 +110,7 @@ class DecoderAttention(MultiHeadAttention):
             q, k = self.q_norm(q), self.k_norm(k)
         return q, k, v
 
-    # cell 44
+    # cell 49
     def attend(self, q, k, v, attention_mask=None, need_weights=False):
         """q (B, H, T, hd) against k, v (B, H_kv, Tk, hd), H_kv dividing H -> out (B, T, C), or
         (out, weights (B, H, T, Tk)) with need_weights=True."""

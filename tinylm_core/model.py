@@ -22,7 +22,7 @@ from tinylm_core.positional import (
 )
 
 
-# cell 48
+# cell 53
 class TransformerBlock(nn.Module):
     """Pre-norm decoder block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
@@ -47,7 +47,7 @@ class TransformerBlock(nn.Module):
         return x  # (B, T, C)
 
 
-# cell 53
+# cell 58
 @dataclass
 class LMOutput:
     """What `TransformerLM.forward` returns. `out["logits"]` works too, as with the original
@@ -62,7 +62,7 @@ class LMOutput:
         return getattr(self, key)
 
 
-# cell 54
+# cell 59
 def _as_config(args, config, kwargs) -> ModelConfig:
     """TransformerLM's arguments -> one ModelConfig: a config, or ModelConfig's fields."""
     if args and isinstance(args[0], ModelConfig):
@@ -105,7 +105,7 @@ class TransformerLM(nn.Module):
     def from_config(cls, config: ModelConfig) -> "TransformerLM":
         return cls(config=config)
 
-    # cell 56
+    # cell 61
     def _add_positions(self):
         config, C = self.config, self.config.d_model
         self.position_encoding = None  # added to the embeddings: sinusoidal or learned
@@ -123,7 +123,7 @@ class TransformerLM(nn.Module):
             head_dim = C // config.num_heads
             self.rotary = RotaryEmbedding(head_dim, config.max_seq_len, base=config.rope_theta)
 
-    # cell 58
+    # cell 63
     def _init_weights(self) -> None:
         # GPT-2: every weight ~ N(0, 0.02²), i.e. std 0.02, biases 0. As the GPT-2 paper describes,
         # following nanoGPT, the two projections that write into the residual stream get
@@ -139,7 +139,7 @@ class TransformerLM(nn.Module):
             nn.init.normal_(block.attn.proj.weight, mean=0.0, std=residual_std)
             nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
 
-    # cell 58
+    # cell 63
     def num_parameters(self, non_embedding: bool = False) -> int:
         """Parameter count (a tied matrix counted once). non_embedding: leave out the lookup tables
         (token embedding, learned positions), as scaling-law papers count model size."""
@@ -150,7 +150,7 @@ class TransformerLM(nn.Module):
                 n -= sum(p.numel() for p in self.position_encoding.parameters())
         return n
 
-    # cell 62
+    # cell 67
     def forward(
         self, input_ids, targets=None, attention_mask=None, kv_cache=None, last_only=False
     ) -> LMOutput:
@@ -177,7 +177,7 @@ class TransformerLM(nn.Module):
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         return LMOutput(logits, loss)
 
-    # cell 68
+    # cell 73
     @classmethod
     def from_checkpoint(cls, path, device="cpu") -> "TransformerLM":
         """The model saved in a lesson-06 checkpoint (a file, or a run folder holding one), in eval
@@ -188,7 +188,7 @@ class TransformerLM(nn.Module):
         model, _tokenizer, _info = load_checkpoint(path, device=device)
         return model
 
-    # cell 72
+    # cell 77
     def new_kv_cache(
         self, batch_size: int, max_len: int | None = None, device=None, dtype=None
     ) -> KVCache:
@@ -208,7 +208,7 @@ class TransformerLM(nn.Module):
         )  # fmt: skip
 
 
-# cell 60
+# cell 65
 def _check_inputs(config, input_ids, targets, kv_cache, last_only) -> int:
     """Refuse inputs a model of this config cannot take, naming the fix; return the number of
     cached positions."""

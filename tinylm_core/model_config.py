@@ -97,7 +97,7 @@ class ModelConfig:
                 f"MAX_ALLOCATION = {MAX_ALLOCATION:,}; choose smaller sizes"
             )
 
-    # cell 12
+    # cell 14
     def allocation_estimate(self) -> int:
         """Numbers in the weight matrices and the position table (biases and LayerNorms aside)."""
         C, V, L = self.d_model, self.vocab_size, self.num_layers
@@ -108,7 +108,7 @@ class ModelConfig:
         blocks = L * (attention + mlp)
         return embeddings + blocks + self.max_seq_len * C  # one (max_seq_len, C) position table
 
-    # cell 14
+    # cell 16
     def _check_choices(self):
         if not (math.isfinite(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be a probability in [0, 1), got {self.dropout}")
@@ -142,7 +142,7 @@ class ModelConfig:
                 f"rope_theta must be a finite number above 1 (RoPE's paper: 10,000), got {self.rope_theta}"
             )
 
-    # cell 16
+    # cell 18
     @classmethod
     def from_preset(cls, name: str, vocab_size: int, **overrides) -> "ModelConfig":
         """A named size from `PRESETS`, e.g. `ModelConfig.from_preset("small", 65, dropout=0.0)`."""
@@ -156,7 +156,7 @@ class ModelConfig:
         return cls(vocab_size=vocab_size, **{**PRESETS[name], **overrides})
 
 
-# cell 78
+# cell 83
 # The course's three target sizes. How many parameters they have depends on the vocabulary: see
 # the table in notebook 05 (small ~5M with a BPE vocabulary of about 7k tokens, medium ~25M with
 # about 12k; large is GPT-2 small's body, 85M parameters without the embeddings).
