@@ -11,7 +11,7 @@ __all__ = [
 ]
 
 
-# cell 29
+# cell 31
 import json
 import math
 import struct
@@ -26,7 +26,7 @@ from tinylm_core.model_config import SIZE_LIMITS, ModelConfig
 from tinylm_core.positional import RotaryEmbedding
 
 
-# cell 30
+# cell 32
 def llama_model_config(hf_config: dict, max_seq_len: int | None = None) -> ModelConfig:
     """The ModelConfig of a Hugging Face Llama model, from its config.json (as a dict).
 
@@ -62,7 +62,7 @@ def llama_model_config(hf_config: dict, max_seq_len: int | None = None) -> Model
     )  # fmt: skip
 
 
-# cell 34
+# cell 36
 def _llama_layer_map(i: int) -> list:
     """(our name, Hugging Face names) of layer i; several names are concatenated in order."""
     hf = f"layers.{i}."
@@ -83,7 +83,7 @@ def _llama_layer_map(i: int) -> list:
     ]
 
 
-# cell 36
+# cell 38
 def _llama_tensors(sd: dict, config: ModelConfig, expected: dict, dtype) -> dict:
     """Our state dict, built from `sd` (Hugging Face names, `model.` prefix removed), which it
     empties; every tensor's shape checked against `expected` (our model's state dict)."""
@@ -108,7 +108,7 @@ def _llama_tensors(sd: dict, config: ModelConfig, expected: dict, dtype) -> dict
     return ours
 
 
-# cell 38
+# cell 40
 def _from_llama_state_dict(cls, state_dict: dict, hf_config: dict, dtype=torch.float32):
     """A TransformerLM holding a Hugging Face Llama model's weights (names of LlamaForCausalLM's
     state_dict, with or without the `model.` prefix), in eval mode, as `dtype` (default float32;
@@ -136,7 +136,7 @@ def _from_llama_state_dict(cls, state_dict: dict, hf_config: dict, dtype=torch.f
 TransformerLM.from_llama_state_dict = classmethod(_from_llama_state_dict)
 
 
-# cell 42
+# cell 44
 # safetensors' dtype names -> torch dtypes (the ones checkpoints use)
 _DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -145,7 +145,7 @@ _DTYPES = {
 }  # fmt: skip
 
 
-# cell 44
+# cell 46
 def read_safetensors(path) -> dict:
     """The tensors of a .safetensors file, without the safetensors package: 8 bytes (little-endian
     header length n), n bytes of JSON {name: {dtype, shape, data_offsets}}, then the raw
@@ -173,7 +173,7 @@ def read_safetensors(path) -> dict:
     return tensors
 
 
-# cell 46
+# cell 48
 def write_safetensors(tensors: dict, path) -> None:
     """Write `tensors` ({name: tensor}) as a .safetensors file, the format read_safetensors reads."""
     names = {dtype: name for name, dtype in _DTYPES.items()}
@@ -191,7 +191,7 @@ def write_safetensors(tensors: dict, path) -> None:
         f.writelines(blobs)
 
 
-# cell 49
+# cell 51
 # SmolLM2-135M, pinned to one revision of its Hub repository, so the bytes (and the sha256)
 # never change; the sha256 is the file's Git LFS id. Its config.json is copied here.
 LLAMA_CHECKPOINTS = {
@@ -209,7 +209,7 @@ LLAMA_CHECKPOINTS = {
 }  # fmt: skip
 
 
-# cell 51
+# cell 53
 def download_llama_checkpoint(name: str = "SmolLM2-135M") -> Path:
     """Path of a LLAMA_CHECKPOINTS model's weights in the cache (cache_dir()/llama/name/),
     downloaded and checked once. Raises ConnectionError offline, ValueError on a bad checksum."""
@@ -219,7 +219,7 @@ def download_llama_checkpoint(name: str = "SmolLM2-135M") -> Path:
     return download(entry["url"], entry["sha256"], f"llama/{name}/model.safetensors")
 
 
-# cell 53
+# cell 55
 def load_llama(path=None, name: str = "SmolLM2-135M", dtype=torch.float32) -> TransformerLM:
     """A Llama-family model as a TransformerLM, from a folder holding config.json and
     model.safetensors (as the Hub and save_pretrained write them), or, without `path`, the
