@@ -828,3 +828,19 @@ def test_llama_preset_and_allocation_estimate():
 def test_bad_options_name_the_fix(overrides, error, fix):
     with pytest.raises(error, match=re.escape(fix)):
         ModelConfig(**{**TINY, **overrides})
+
+
+def test_grouped_query_cache_reorders_for_beam_search():
+    """Lesson 07's reorder_kv_cache works on a cache that holds fewer k/v heads."""
+    from tinylm_core.beam_search import reorder_kv_cache
+
+    model = option_model("llama")
+    ids, new = random_ids(3, 6), random_ids(3, 1, seed=2)
+    with torch.no_grad():
+        cache = model.new_kv_cache(3)
+        model(ids, kv_cache=cache)
+        reorder_kv_cache(cache, [2, 0, 0])  # beams 0 and 1 continue old beam 0, ...
+        step = model(new, kv_cache=cache).logits
+        full = model(torch.cat([ids[[2, 0, 0]], new], dim=1)).logits[:, -1:]
+    assert cache.layers[0].k.size(1) == 2
+    torch.testing.assert_close(step, full, atol=1e-5, rtol=0)
