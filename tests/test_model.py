@@ -5,6 +5,7 @@ F.cross_entropy computed by hand, parameter counts from a formula, full forwards
 """
 
 import math
+import re
 
 import pytest
 import torch
@@ -358,7 +359,7 @@ def test_presets_match_seed_sizes():
     # The seed README: small ~5M (256 dim, 4 layers), medium ~25M (512, 6), large ~85M (768, 12).
     # Its counts include a BPE vocabulary of roughly 8k tokens for the two smaller sizes; large's
     # 85M is the body without embeddings (GPT-2 small).
-    assert set(PRESETS) == {"small", "medium", "large"}
+    assert set(PRESETS) == {"small", "medium", "large", "llama"}
     expected = {"small": (256, 4, 5e6), "medium": (512, 6, 25e6), "large": (768, 12, 85e6)}
     for name, (d_model, num_layers, size) in expected.items():
         cfg = ModelConfig.from_preset(name, vocab_size=8192)
@@ -620,3 +621,226 @@ def test_from_checkpoint_loads_in_one_line(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(ids).logits, model(ids).logits)
     assert loaded.lm_head.weight is loaded.token_embedding.weight  # still tied
+
+
+# ---------------------------------------------------------------------------- lesson 11's switches
+# norm, mlp (+ activation="silu"), num_kv_heads, qk_norm, bias, tie_weights, rope_theta, "llama"
+
+OPTIONS = {
+    "rmsnorm": dict(norm="rmsnorm"),
+    "swiglu": dict(mlp="gated", activation="silu"),
+    "geglu": dict(mlp="gated", activation="gelu"),
+    "mqa": dict(num_kv_heads=1),
+    "gqa": dict(num_kv_heads=2),
+    "mha": dict(num_kv_heads=4),
+    "qk_norm": dict(qk_norm=True),
+    "no_bias": dict(bias=False),
+    "untied": dict(tie_weights=False),
+    "rope_theta": dict(positional_encoding="rope", rope_theta=500_000.0),
+    "llama": dict(
+        positional_encoding="rope", norm="rmsnorm", mlp="gated", activation="silu",
+        num_kv_heads=2, qk_norm=True, bias=False, tie_weights=False,
+    ),
+}  # fmt: skip
+
+
+def option_model(name, pe="rope", seed=0):
+    return tiny_model(seed, **{"positional_encoding": pe, **OPTIONS[name]})
+
+
+@pytest.mark.parametrize("name", OPTIONS)
+def test_option_shapes_loss_and_gradients(name):
+    model = option_model(name).train()
+    ids = random_ids(2, 10)
+    out = model(ids, targets=ids)
+    assert out.logits.shape == (2, 10, TINY["vocab_size"])
+    out.loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("name", OPTIONS)
+def test_option_is_causal(name):
+    model = option_model(name)
+    ids = random_ids(2, 16)
+    changed = ids.clone()
+    changed[:, 10:] = (changed[:, 10:] + 1) % TINY["vocab_size"]
+    with torch.no_grad():
+        a, b = model(ids).logits, model(changed).logits
+    torch.testing.assert_close(a[:, :10], b[:, :10], atol=1e-6, rtol=0)
+    assert not torch.allclose(a[:, 10:], b[:, 10:])
+
+
+@pytest.mark.parametrize("pe", POSITIONAL)
+@pytest.mark.parametrize("name", OPTIONS)
+def test_option_kv_cache_matches_full_forward(name, pe):
+    model = option_model(name, pe)
+    ids = random_ids(3, 20)
+    with torch.no_grad():
+        full = model(ids).logits
+        cache = model.new_kv_cache(3)
+        incremental = decode_incrementally(model, ids, cache, [6, 1, 1, 1, 5, 1, 6])
+    torch.testing.assert_close(incremental, full, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("num_kv_heads", [1, 2, 4])
+def test_kv_cache_stores_only_the_kv_heads(num_kv_heads):
+    model = tiny_model(num_kv_heads=num_kv_heads)
+    hd = TINY["d_model"] // TINY["num_heads"]
+    cache = model.new_kv_cache(2, max_len=8)
+    assert cache.layers[0].k.shape == (2, num_kv_heads, 8, hd)
+    assert model.blocks[0].attn.qkv.weight.shape == (TINY["d_model"] + 2 * num_kv_heads * hd, 32)
+    ids = random_ids(2, 8)
+    mask = torch.ones(2, 8, dtype=torch.long)
+    mask[1, :3] = 0  # left padding through the cache, too
+    with torch.no_grad():
+        full = model(ids, attention_mask=mask).logits
+        model(ids[:, :5], attention_mask=mask[:, :5], kv_cache=cache)
+        last = model(ids[:, 5:], attention_mask=mask, kv_cache=cache).logits
+    torch.testing.assert_close(last, full[:, 5:], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("num_kv_heads", [1, 2])
+def test_grouped_query_equals_multi_head_with_repeated_kv_weights(num_kv_heads):
+    """Independent reference: an ordinary multi-head model whose k and v weights repeat each k/v
+    head for its group of query heads (k/v head j serves query heads j*g .. j*g + g - 1)."""
+    gqa = tiny_model(num_kv_heads=num_kv_heads, positional_encoding="rope")
+    mha = tiny_model(positional_encoding="rope")
+    C, H = TINY["d_model"], TINY["num_heads"]
+    hd, group = C // H, H // num_kv_heads
+    sd = gqa.state_dict()
+    for i in range(TINY["num_layers"]):
+        for kind in ("weight", "bias"):
+            q, k, v = sd[f"blocks.{i}.attn.qkv.{kind}"].split(
+                [C, num_kv_heads * hd, num_kv_heads * hd]
+            )
+            k, v = (
+                t.unflatten(0, (num_kv_heads, hd)).repeat_interleave(group, 0).flatten(0, 1)
+                for t in (k, v)
+            )
+            sd[f"blocks.{i}.attn.qkv.{kind}"] = torch.cat([q, k, v])
+    mha.load_state_dict(sd)
+    ids = random_ids(2, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(gqa(ids).logits, mha(ids).logits, atol=1e-5, rtol=0)
+
+
+def test_attend_keeps_its_signature_with_fewer_kv_heads():
+    attn = DecoderAttention(32, 4, num_kv_heads=2).eval()
+    q, k, v = torch.randn(2, 4, 5, 8), torch.randn(2, 2, 7, 8), torch.randn(2, 2, 7, 8)
+    mask = torch.ones(2, 7, dtype=torch.long)
+    mask[0, :2] = 0
+    out = attn.attend(q, k, v, mask)
+    out2, weights = attn.attend(q, k, v, mask, need_weights=True)
+    assert out.shape == (2, 5, 32) and weights.shape == (2, 4, 5, 7)
+    torch.testing.assert_close(out, out2, atol=1e-5, rtol=0)
+    # the explicit reference: each k/v head copied for its two query heads
+    ref = attn.attend(q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), mask)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="query heads"):
+        attn.attend(q, torch.randn(2, 3, 7, 8), torch.randn(2, 3, 7, 8))
+    with pytest.raises(ValueError, match="divide"):
+        DecoderAttention(32, 4, num_kv_heads=3)
+
+
+def test_default_options_keep_gpt2_names_and_outputs():
+    """Old checkpoints load: the defaults, and num_kv_heads=num_heads, give GPT-2's layout."""
+    names = ["token_embedding.weight"]
+    for i in range(TINY["num_layers"]):
+        for layer in ("ln_1", "attn.qkv", "attn.proj", "ln_2", "mlp.fc", "mlp.proj"):
+            names += [f"blocks.{i}.{layer}.weight", f"blocks.{i}.{layer}.bias"]
+    names += ["ln_f.weight", "ln_f.bias", "lm_head.weight"]
+    default, explicit = tiny_model(positional_encoding="rope"), option_model("mha")
+    assert list(default.state_dict()) == list(explicit.state_dict()) == names
+    assert isinstance(default.blocks[0].ln_1, torch.nn.LayerNorm)
+    ids = random_ids(2, 10)
+    with torch.no_grad():
+        assert torch.equal(default(ids).logits, explicit(ids).logits)
+
+
+def test_rmsnorm_swiglu_and_qk_norm_compute_their_formulas():
+    model = option_model("llama")
+    block = model.blocks[0]
+    x = torch.randn(2, 5, 32)
+    rms = x / x.pow(2).mean(-1, keepdim=True).add(1e-5).sqrt() * block.ln_1.weight
+    torch.testing.assert_close(block.ln_1(x), rms, atol=1e-6, rtol=0)
+    mlp = block.mlp
+    swiglu = F.linear(
+        F.silu(F.linear(x, mlp.gate.weight)) * F.linear(x, mlp.fc.weight), mlp.proj.weight
+    )
+    torch.testing.assert_close(mlp(x), swiglu, atol=1e-6, rtol=0)
+    assert {n for n, _ in block.named_parameters()} == {
+        "ln_1.weight", "attn.qkv.weight", "attn.proj.weight", "attn.q_norm.weight",
+        "attn.k_norm.weight", "ln_2.weight", "mlp.fc.weight", "mlp.gate.weight", "mlp.proj.weight",
+    }  # fmt: skip
+    # QK-norm: scaling the query and key projections changes nothing (each head is normalised)
+    with torch.no_grad():
+        before = block.attn(x)
+        block.attn.qkv.weight[:48] *= 7.0  # q (32 rows) and k (16 rows)
+        torch.testing.assert_close(block.attn(x), before, atol=1e-4, rtol=0)  # eps aside
+
+
+def test_rope_theta_sets_the_rotary_base():
+    a, b = tiny_model(positional_encoding="rope"), option_model("rope_theta")
+    assert a.rotary.base == 10_000.0 and b.rotary.base == 500_000.0
+    ids = random_ids(1, 12)
+    with torch.no_grad():
+        assert not torch.allclose(a(ids).logits, b(ids).logits)
+
+
+def test_llama_preset_and_allocation_estimate():
+    cfg = ModelConfig.from_preset("llama", vocab_size=100)
+    assert (cfg.norm, cfg.mlp, cfg.activation, cfg.kv_heads, cfg.bias) == (
+        "rmsnorm",
+        "gated",
+        "silu",
+        2,
+        False,
+    )
+    assert cfg.d_ff == 704 and 704 % 64 == 0 and 704 >= 2 * 4 * 256 / 3  # the 2/3 rule
+    model = TransformerLM(cfg)
+    small = TransformerLM(ModelConfig.from_preset("small", vocab_size=100, bias=False))
+    assert abs(model.num_parameters() / small.num_parameters() - 1) < 0.1  # about as many
+    for c in (cfg, option_model("gqa").config, option_model("swiglu").config):
+        matrices = sum(p.numel() for p in TransformerLM(c).parameters() if p.dim() == 2)
+        assert c.allocation_estimate() == matrices + (c.max_seq_len * c.d_model) * (
+            c.positional_encoding != "learned"
+        )
+
+
+@pytest.mark.parametrize(
+    "overrides, error, fix",
+    [
+        (dict(num_kv_heads=3), ValueError, "divide num_heads"),
+        (dict(num_kv_heads=8), ValueError, "divide num_heads"),
+        (dict(num_kv_heads=0), ValueError, "divide num_heads"),
+        (dict(num_kv_heads=2.0), TypeError, "int or None"),
+        (dict(qk_norm="yes"), TypeError, "True or False"),
+        (dict(mlp="swiglu"), ValueError, "mlp='gated' with activation='silu'"),
+        (dict(mlp="moe"), ValueError, "'standard' or 'gated'"),
+        (dict(norm="batchnorm"), ValueError, "'layernorm' or 'rmsnorm'"),
+        (dict(activation="tanh"), ValueError, "'silu'"),
+        (dict(rope_theta=0.0), ValueError, "rope_theta"),
+        (dict(rope_theta=float("nan")), ValueError, "rope_theta"),
+        (dict(rope_theta="big"), TypeError, "number"),
+    ],
+)
+def test_bad_options_name_the_fix(overrides, error, fix):
+    with pytest.raises(error, match=re.escape(fix)):
+        ModelConfig(**{**TINY, **overrides})
+
+
+def test_grouped_query_cache_reorders_for_beam_search():
+    """Lesson 07's reorder_kv_cache works on a cache that holds fewer k/v heads."""
+    from tinylm_core.beam_search import reorder_kv_cache
+
+    model = option_model("llama")
+    ids, new = random_ids(3, 6), random_ids(3, 1, seed=2)
+    with torch.no_grad():
+        cache = model.new_kv_cache(3)
+        model(ids, kv_cache=cache)
+        reorder_kv_cache(cache, [2, 0, 0])  # beams 0 and 1 continue old beam 0, ...
+        step = model(new, kv_cache=cache).logits
+        full = model(torch.cat([ids[[2, 0, 0]], new], dim=1)).logits[:, -1:]
+    assert cache.layers[0].k.size(1) == 2
+    torch.testing.assert_close(step, full, atol=1e-5, rtol=0)

@@ -4,7 +4,7 @@
 __all__ = ["LayerKVCache", "KVCache"]
 
 
-# cell 31
+# cell 37
 import torch
 
 
@@ -32,7 +32,7 @@ class LayerKVCache:
         return self.k.narrow(2, 0, end), self.v.narrow(2, 0, end)  # (B, H, end, head_dim) each
 
 
-# cell 34
+# cell 40
 class KVCache:
     """A `LayerKVCache` per layer, so decoding feeds only the new tokens through the model."""
 

@@ -1,7 +1,7 @@
 # This file is generated from notebooks/05_transformer.ipynb by `make export`.
 # Do not edit it: edit the notebook, then run `make export`.
 
-__all__ = ["FeedForward", "DecoderAttention", "TransformerBlock", "LMOutput", "TransformerLM"]
+__all__ = ["TransformerBlock", "LMOutput", "TransformerLM"]
 
 
 # cell 7
@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tinylm_core.attention import MultiHeadAttention
 from tinylm_core.kv_cache import KVCache
+from tinylm_core.layers import DecoderAttention, FeedForward, make_norm
 from tinylm_core.model_config import ModelConfig
 from tinylm_core.positional import (
     LearnedPositionalEncoding,
@@ -22,59 +22,20 @@ from tinylm_core.positional import (
 )
 
 
-# cell 27
-class FeedForward(nn.Module):
-    """Position-wise MLP: widen to d_ff, non-linearity, project back (GPT-2's c_fc and c_proj)."""
-
-    def __init__(self, config: ModelConfig):
-        super().__init__()
-        self.fc = nn.Linear(config.d_model, config.d_ff, bias=config.bias)
-        if config.activation == "relu":
-            self.act = nn.ReLU()
-        else:
-            self.act = nn.GELU(approximate="tanh" if config.activation == "gelu_tanh" else "none")
-        self.proj = nn.Linear(config.d_ff, config.d_model, bias=config.bias)
-        # With p = 0 (benchmarks, inference) skip the module entirely: one call less per layer.
-        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C)
-        h = self.act(self.fc(x))  # (B, T, d_ff)
-        return self.dropout(self.proj(h))  # (B, T, C)
-
-
-# cell 37
-class DecoderAttention(MultiHeadAttention):
-    """Lesson 01's MultiHeadAttention plus what a decoder needs, between `project_qkv` and
-    `attend`: rotary positions for q and k (lesson 02) and a KV cache (lesson 05).
-
-    With a cache, `attention_mask` covers every key: (B, past + T), cached positions first.
-    """
-
-    def forward(self, x, attention_mask=None, need_weights=False, rotary=None, kv_cache=None):
-        """x: (B, T, C), the new positions. rotary: a RotaryEmbedding, or None when positions are
-        added to the embeddings. kv_cache: a LayerKVCache (anything with `seq_len` and
-        `update(k, v) -> (all keys, all values)`), or None."""
-        q, k, v = self.project_qkv(x)  # 3 x (B, H, T, hd)
-        past = 0 if kv_cache is None else kv_cache.seq_len
-        if rotary is not None:
-            q, k = rotary(q, k, offset=past)  # the new tokens sit at positions past..past+T-1
-        if kv_cache is not None:
-            k, v = kv_cache.update(k, v)  # (B, H, past + T, hd): cached keys, then the new ones
-        return self.attend(q, k, v, attention_mask, need_weights)
-
-
-# cell 41
+# cell 53
 class TransformerBlock(nn.Module):
     """Pre-norm decoder block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        C, eps = config.d_model, config.layer_norm_eps
-        # nn.LayerNorm computes what notebook 05's LayerNorm from scratch does, in one fused
+        # nn.LayerNorm computes what section 2's LayerNorm from scratch does, in one fused
         # kernel instead of about ten small ops: that matters when decoding one token at a time.
-        self.ln_1 = nn.LayerNorm(C, eps=eps, bias=config.bias)
-        self.attn = DecoderAttention(C, config.num_heads, dropout=config.dropout, bias=config.bias)
-        self.ln_2 = nn.LayerNorm(C, eps=eps, bias=config.bias)
+        self.ln_1 = make_norm(config)
+        self.attn = DecoderAttention(
+            config.d_model, config.num_heads, dropout=config.dropout, bias=config.bias,
+            num_kv_heads=config.num_kv_heads, qk_norm=config.qk_norm, eps=config.layer_norm_eps,
+        )  # fmt: skip
+        self.ln_2 = make_norm(config)
         self.mlp = FeedForward(config)
         # residual dropout on the attention output (the attention layer drops its weights only)
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
@@ -86,7 +47,7 @@ class TransformerBlock(nn.Module):
         return x  # (B, T, C)
 
 
-# cell 46
+# cell 58
 @dataclass
 class LMOutput:
     """What `TransformerLM.forward` returns. `out["logits"]` works too, as with the original
@@ -101,7 +62,7 @@ class LMOutput:
         return getattr(self, key)
 
 
-# cell 47
+# cell 59
 def _as_config(args, config, kwargs) -> ModelConfig:
     """TransformerLM's arguments -> one ModelConfig: a config, or ModelConfig's fields."""
     if args and isinstance(args[0], ModelConfig):
@@ -134,7 +95,7 @@ class TransformerLM(nn.Module):
         self._add_positions()
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.num_layers))
-        self.ln_f = nn.LayerNorm(C, eps=config.layer_norm_eps, bias=config.bias)
+        self.ln_f = make_norm(config)
         self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.token_embedding.weight  # one (V, C) tensor, two uses
@@ -144,7 +105,7 @@ class TransformerLM(nn.Module):
     def from_config(cls, config: ModelConfig) -> "TransformerLM":
         return cls(config=config)
 
-    # cell 49
+    # cell 61
     def _add_positions(self):
         config, C = self.config, self.config.d_model
         self.position_encoding = None  # added to the embeddings: sinusoidal or learned
@@ -159,9 +120,10 @@ class TransformerLM(nn.Module):
         elif config.positional_encoding == "learned":
             self.position_encoding = LearnedPositionalEncoding(config.max_seq_len, C)
         else:
-            self.rotary = RotaryEmbedding(C // config.num_heads, config.max_seq_len)
+            head_dim = C // config.num_heads
+            self.rotary = RotaryEmbedding(head_dim, config.max_seq_len, base=config.rope_theta)
 
-    # cell 51
+    # cell 63
     def _init_weights(self) -> None:
         # GPT-2: every weight ~ N(0, 0.02²), i.e. std 0.02, biases 0. As the GPT-2 paper describes,
         # following nanoGPT, the two projections that write into the residual stream get
@@ -177,7 +139,7 @@ class TransformerLM(nn.Module):
             nn.init.normal_(block.attn.proj.weight, mean=0.0, std=residual_std)
             nn.init.normal_(block.mlp.proj.weight, mean=0.0, std=residual_std)
 
-    # cell 51
+    # cell 63
     def num_parameters(self, non_embedding: bool = False) -> int:
         """Parameter count (a tied matrix counted once). non_embedding: leave out the lookup tables
         (token embedding, learned positions), as scaling-law papers count model size."""
@@ -188,7 +150,7 @@ class TransformerLM(nn.Module):
                 n -= sum(p.numel() for p in self.position_encoding.parameters())
         return n
 
-    # cell 55
+    # cell 67
     def forward(
         self, input_ids, targets=None, attention_mask=None, kv_cache=None, last_only=False
     ) -> LMOutput:
@@ -215,7 +177,7 @@ class TransformerLM(nn.Module):
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         return LMOutput(logits, loss)
 
-    # cell 61
+    # cell 73
     @classmethod
     def from_checkpoint(cls, path, device="cpu") -> "TransformerLM":
         """The model saved in a lesson-06 checkpoint (a file, or a run folder holding one), in eval
@@ -226,11 +188,12 @@ class TransformerLM(nn.Module):
         model, _tokenizer, _info = load_checkpoint(path, device=device)
         return model
 
-    # cell 65
+    # cell 77
     def new_kv_cache(
         self, batch_size: int, max_len: int | None = None, device=None, dtype=None
     ) -> KVCache:
-        """An empty cache for incremental decoding; pass it to forward(..., kv_cache=cache)."""
+        """An empty cache for incremental decoding; pass it to forward(..., kv_cache=cache). It holds
+        config.kv_heads heads per layer: fewer than num_heads with grouped-query attention."""
         max_len = self.config.max_seq_len if max_len is None else max_len
         if not 1 <= max_len <= self.config.max_seq_len:
             raise ValueError(
@@ -238,14 +201,14 @@ class TransformerLM(nn.Module):
             )
         weight = self.lm_head.weight
         return KVCache(
-            self.config.num_layers, batch_size, self.config.num_heads, max_len,
+            self.config.num_layers, batch_size, self.config.kv_heads, max_len,
             self.config.d_model // self.config.num_heads,
             device=weight.device if device is None else device,
             dtype=weight.dtype if dtype is None else dtype,
         )  # fmt: skip
 
 
-# cell 53
+# cell 65
 def _check_inputs(config, input_ids, targets, kv_cache, last_only) -> int:
     """Refuse inputs a model of this config cannot take, naming the fix; return the number of
     cached positions."""

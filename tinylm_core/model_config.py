@@ -36,7 +36,18 @@ class ModelConfig:
     bias: bool = True  # biases in the Linear layers and LayerNorms, as GPT-2 has
     activation: str = "gelu"  # "gelu" | "gelu_tanh" (GPT-2's approximation) | "relu"
     tie_weights: bool = True  # the LM head reuses the token embedding matrix
-    layer_norm_eps: float = 1e-5
+    layer_norm_eps: float = 1e-5  # the epsilon of every norm, LayerNorm or RMSNorm
+    # Switches of later models (Llama, Qwen, ...), explained in lesson 11; defaults are GPT-2's.
+    norm: str = "layernorm"  # "layernorm" | "rmsnorm"
+    mlp: str = "standard"  # "standard": proj(act(fc(x))) | "gated": proj(act(gate(x)) * fc(x))
+    num_kv_heads: int | None = None  # heads of k and v; None: num_heads; 1: multi-query
+    qk_norm: bool = False  # an RMSNorm on each head's queries and keys
+    rope_theta: float = 10000.0  # the base of RoPE's angles (Llama 3: 500,000)
+
+    @property
+    def kv_heads(self) -> int:
+        """How many heads k and v have (num_kv_heads, or num_heads when it is None)."""
+        return self.num_heads if self.num_kv_heads is None else self.num_kv_heads
 
     def __post_init__(self):
         self._check_types()
@@ -49,11 +60,14 @@ class ModelConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"ModelConfig.{name} must be an int, got {value!r}")
-        for name in ("bias", "tie_weights"):
+        kv = self.num_kv_heads
+        if kv is not None and (isinstance(kv, bool) or not isinstance(kv, int)):
+            raise TypeError(f"ModelConfig.num_kv_heads must be an int or None, got {kv!r}")
+        for name in ("bias", "tie_weights", "qk_norm"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise TypeError(f"ModelConfig.{name} must be True or False, got {value!r}")
-        for name in ("dropout", "layer_norm_eps"):
+        for name in ("dropout", "layer_norm_eps", "rope_theta"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"ModelConfig.{name} must be a number, got {value!r}")
@@ -72,21 +86,29 @@ class ModelConfig:
                 f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}; "
                 "pick a num_heads that divides d_model"
             )
+        if not 1 <= self.kv_heads <= self.num_heads or self.num_heads % self.kv_heads:
+            raise ValueError(
+                f"num_kv_heads={self.kv_heads} must divide num_heads={self.num_heads} (each k/v head "
+                "serves a group of query heads); use a divisor, 1 (multi-query) or None (one per head)"
+            )
         if self.allocation_estimate() > MAX_ALLOCATION:
             raise ValueError(
                 f"this config would allocate about {self.allocation_estimate():,} numbers, more than "
                 f"MAX_ALLOCATION = {MAX_ALLOCATION:,}; choose smaller sizes"
             )
 
-    # cell 12
+    # cell 14
     def allocation_estimate(self) -> int:
         """Numbers in the weight matrices and the position table (biases and LayerNorms aside)."""
         C, V, L = self.d_model, self.vocab_size, self.num_layers
         embeddings = V * C * (1 if self.tie_weights else 2)  # token table, and an untied LM head
-        blocks = L * (4 * C * C + 2 * C * self.d_ff)  # qkv and proj, fc and proj
+        kv_width = self.kv_heads * (C // self.num_heads)  # C, unless k and v have fewer heads
+        attention = 2 * C * C + 2 * C * kv_width  # q and proj, k and v
+        mlp = (3 if self.mlp == "gated" else 2) * C * self.d_ff  # fc and proj (and gate)
+        blocks = L * (attention + mlp)
         return embeddings + blocks + self.max_seq_len * C  # one (max_seq_len, C) position table
 
-    # cell 14
+    # cell 16
     def _check_choices(self):
         if not (math.isfinite(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must be a probability in [0, 1), got {self.dropout}")
@@ -104,12 +126,23 @@ class ModelConfig:
                 f"rope rotates pairs of dimensions, so head_dim = d_model / num_heads must be even "
                 f"(got {self.d_model // self.num_heads}); change d_model or num_heads"
             )
-        if self.activation not in ("gelu", "gelu_tanh", "relu"):
+        if self.activation not in ("gelu", "gelu_tanh", "relu", "silu"):
             raise ValueError(
-                f"activation={self.activation!r} is unknown; use 'gelu', 'gelu_tanh' or 'relu'"
+                f"activation={self.activation!r} is unknown; use 'gelu', 'gelu_tanh', 'relu' or 'silu'"
+            )
+        if self.norm not in ("layernorm", "rmsnorm"):
+            raise ValueError(f"norm={self.norm!r} is unknown; use 'layernorm' or 'rmsnorm'")
+        if self.mlp not in ("standard", "gated"):
+            swiglu = (
+                " (SwiGLU is mlp='gated' with activation='silu')" if self.mlp == "swiglu" else ""
+            )
+            raise ValueError(f"mlp={self.mlp!r} is unknown; use 'standard' or 'gated'{swiglu}")
+        if not (math.isfinite(self.rope_theta) and self.rope_theta > 1.0):
+            raise ValueError(
+                f"rope_theta must be a finite number above 1 (RoPE's paper: 10,000), got {self.rope_theta}"
             )
 
-    # cell 16
+    # cell 18
     @classmethod
     def from_preset(cls, name: str, vocab_size: int, **overrides) -> "ModelConfig":
         """A named size from `PRESETS`, e.g. `ModelConfig.from_preset("small", 65, dropout=0.0)`."""
@@ -123,7 +156,7 @@ class ModelConfig:
         return cls(vocab_size=vocab_size, **{**PRESETS[name], **overrides})
 
 
-# cell 71
+# cell 83
 # The course's three target sizes. How many parameters they have depends on the vocabulary: see
 # the table in notebook 05 (small ~5M with a BPE vocabulary of about 7k tokens, medium ~25M with
 # about 12k; large is GPT-2 small's body, 85M parameters without the embeddings).
@@ -131,4 +164,10 @@ PRESETS = {
     "small": dict(d_model=256, num_layers=4, num_heads=4, d_ff=1024, max_seq_len=128),
     "medium": dict(d_model=512, num_layers=6, num_heads=8, d_ff=2048, max_seq_len=512),
     "large": dict(d_model=768, num_layers=12, num_heads=12, d_ff=3072, max_seq_len=1024),
-}
+    # small, with Llama's choices (lesson 11); d_ff = 2/3 * 4 * 256 = 682.7, rounded up to 704
+    "llama": dict(
+        d_model=256, num_layers=4, num_heads=4, d_ff=704, max_seq_len=128,
+        positional_encoding="rope", norm="rmsnorm", mlp="gated", activation="silu",
+        num_kv_heads=2, bias=False,
+    ),
+}  # fmt: skip
