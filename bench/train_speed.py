@@ -4,21 +4,27 @@ It trains recipes of tinylm_core.RECIPES with the package's Trainer and prints m
 (median), tokens/s, model FLOPs utilisation (MFU) against an fp32 matmul peak measured on the spot
 with torch.mm, and the validation loss reached (over the whole held-out 10%, in non-overlapping
 windows) with the wall time it took. Runs: nanogpt-cpu (2,000 steps), then the recommended
-shakespeare-char recipe for 1,000 steps (the 60 s target) and for 2,000 steps (the stretch goal).
+shakespeare-char recipe for 1,000 steps and for 2,000 steps.
 
-Reference on the 2-core machine of issue 4 (nanoGPT's own code, its CPU recipe): 51-58 ms/step,
-about 14,000 tokens/s (~45% of a ~166 GFLOP/s matmul peak), val loss 1.886 after 2,000 steps in
-113-129 s. Targets: the same tokens/s or more at that shape; a recipe reaching 1.886 in <= 60 s;
-stretch: below 1.70 within ~2 minutes.
+With --nanogpt DIR (a checkout of karpathy/nanoGPT; never committed here) it also times nanoGPT's
+own train.py at its CPU shape (4 layers, 128 dim, context 64, batch 12, no dropout) against our
+nanogpt-cpu recipe, alternating nanoGPT, ours, nanoGPT, ours... in one sitting, and prints the ratio
+of each pair: figures from another day or machine are never compared.
 
     python bench/train_speed.py                      # full runs: several minutes of CPU
     python bench/train_speed.py --quick              # 60 steps per recipe: throughput only
     python bench/train_speed.py --recipe nanogpt-cpu --steps 500
+    python bench/train_speed.py --nanogpt ../nanoGPT --rounds 3   # side by side, ms/step only
 """
 
 import argparse
+import re
+import shutil
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
@@ -34,8 +40,12 @@ from tinylm_core import (
     load_corpus,
 )
 
-NANOGPT_TOKENS_PER_S = 14_000
-NANOGPT_VAL_LOSS, NANOGPT_WALL_S = 1.886, 113.0
+NANOGPT_CPU_ARGS = [  # nanoGPT's README: "baby GPT" on a CPU, dropout off as in our recipe
+    "config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=1",
+    "--eval_interval=1000000", "--log_interval=1", "--block_size=64", "--batch_size=12",
+    "--n_layer=4", "--n_head=4", "--n_embd=128", "--lr_decay_iters=2000", "--dropout=0.0",
+]  # fmt: skip
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "tinyshakespeare.txt"
 
 
 def matmul_peak_gflops(n=1024, repeats=20):
@@ -99,6 +109,38 @@ def run(name, tokenizer, tokens, steps, peak, evaluate=True):
     }
 
 
+def prepare_nanogpt(directory):
+    """nanoGPT's char-level data files, made by its own prepare.py from our copy of the corpus
+    (so nothing is downloaded)."""
+    data = Path(directory) / "data" / "shakespeare_char"
+    if not (data / "train.bin").exists():
+        shutil.copy(CORPUS, data / "input.txt")
+        subprocess.run([sys.executable, "prepare.py"], cwd=data, check=True, capture_output=True)
+
+
+def nanogpt_ms_per_step(directory, steps, warmup=10):
+    """Median of the per-iteration times nanoGPT's train.py prints ("iter 12: ..., time 23.1ms")."""
+    out = subprocess.run(
+        [sys.executable, "train.py", *NANOGPT_CPU_ARGS, f"--max_iters={steps}"],
+        cwd=directory, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    times = [float(t) for t in re.findall(r"^iter \d+: .*time ([\d.]+)ms", out, re.M)]
+    return statistics.median(times[warmup:])
+
+
+def side_by_side(directory, tokenizer, tokens, steps, rounds, peak):
+    """nanoGPT's train.py and our Trainer at the same shape, alternated; prints each pair's ratio."""
+    prepare_nanogpt(directory)
+    print(f"\nside by side with nanoGPT ({directory}), {steps} steps each, median ms/step:")
+    ratios = []
+    for i in range(rounds):
+        theirs = nanogpt_ms_per_step(directory, steps)
+        ours = run("nanogpt-cpu", tokenizer, tokens, steps, peak, evaluate=False)["ms"]
+        ratios.append(theirs / ours)
+        print(f"round {i + 1}: nanoGPT {theirs:.1f} ms, tinylm {ours:.1f} ms -> {ratios[-1]:.2f}x")
+    print(f"tinylm is {statistics.median(ratios):.2f}x nanoGPT's step speed (median of {rounds})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="60 steps per recipe, no val loss")
@@ -106,6 +148,8 @@ def main():
         "--recipe", action="append", choices=sorted(RECIPES), help="recipes to run (default: all)"
     )
     parser.add_argument("--steps", type=int, help="override each recipe's max_steps")
+    parser.add_argument("--nanogpt", metavar="DIR", help="time nanoGPT's train.py side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="side-by-side pairs (--nanogpt)")
     args = parser.parse_args()
 
     text = load_corpus("tinyshakespeare")
@@ -122,10 +166,10 @@ def main():
     if args.quick or args.steps:
         runs = [(name, 60 if args.quick else args.steps) for name in RECIPES]
     runs = [(name, steps) for name, steps in runs if name in (args.recipe or RECIPES)]
-    results = []
+    if args.nanogpt and not args.recipe:
+        runs = []  # side by side only, unless recipes are asked for too
     for name, steps in runs:
         r = run(name, tokenizer, tokens, steps, peak, not args.quick)
-        results.append(r)
         val = f"{r['val']:.3f}" if r["val"] is not None else "-"
         print(
             f"{r['name']:<18}{r['shape']:<20}{r['steps']:>6}{r['ms']:>9.1f}{r['tok_s']:>10,.0f}"
@@ -133,18 +177,8 @@ def main():
             flush=True,
         )
 
-    print(
-        f"\nnanoGPT on the reference machine: {NANOGPT_TOKENS_PER_S:,} tokens/s, val "
-        f"{NANOGPT_VAL_LOSS} after 2,000 steps in {NANOGPT_WALL_S:.0f}-129 s"
-    )
-    for r in results:
-        line = f"{r['name']}: tokens/s {r['tok_s'] / NANOGPT_TOKENS_PER_S:.2f}x nanoGPT's"
-        if r["val"] is not None:
-            line += (
-                f"; val {r['val']:.3f} in {r['total_s']:.0f} s "
-                f"({r['total_s'] / NANOGPT_WALL_S:.2f}x nanoGPT's wall time)"
-            )
-        print(line)
+    if args.nanogpt:
+        side_by_side(args.nanogpt, tokenizer, tokens, args.steps or 200, args.rounds, peak)
 
 
 if __name__ == "__main__":
