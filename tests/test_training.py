@@ -478,3 +478,15 @@ def test_model_in_eval_mode_still_trains_with_dropout(tokenizer, tokens):
     trainer.raw_model.eval()
     trainer.train(max_steps=1)
     assert trainer.raw_model.training
+
+
+def test_output_dir_needs_a_model_whose_checkpoints_can_be_read_back(tmp_path, tokens):
+    """A model without a ModelConfig (lesson 09's classifier) fails at once, not after training."""
+    from tinylm_core.finetune import SequenceClassifier
+
+    classifier = SequenceClassifier(tiny_model(), num_classes=2)
+    loader = DataLoader(TokenWindowDataset(tokens, 8), batch_size=2)
+    with pytest.raises(ValueError, match="no ModelConfig; pass output_dir=None"):
+        Trainer(classifier, loader, output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    Trainer(classifier, loader, output_dir=None)  # writing nothing is fine

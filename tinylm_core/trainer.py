@@ -3,6 +3,7 @@
 
 __all__ = [
     "Trainer",
+    "checkpoint_dir",
     "batch_loss",
     "divergence_message",
     "training_state",
@@ -32,6 +33,7 @@ from tinylm_core.checkpoint import (
 from tinylm_core.checkpoint import save_checkpoint as write_checkpoint
 from tinylm_core.datasets import BatchStream, shard_loader
 from tinylm_core.metrics import MetricsWindow, append_metrics, read_metrics, write_metrics
+from tinylm_core.model_config import ModelConfig
 from tinylm_core.optim import configure_optimizer, count_steps, schedule_for
 from tinylm_core.runtime import (
     RunLock,
@@ -72,7 +74,7 @@ class Trainer:
         self.is_main = self.rank == 0  # only rank 0 logs and writes files
         self.device = resolve_device(cfg.device, local_rank)
         self.autocast_dtype = autocast_dtype(cfg.precision, self.device)
-        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.output_dir = checkpoint_dir(model, output_dir)  # None: write nothing
         self.tokenizer = tokenizer
         seed_everything(cfg.seed, self.rank)
         self.raw_model = model.to(self.device)
@@ -197,6 +199,20 @@ class Trainer:
         if self.ddp:
             dist.barrier()  # no rank leaves before rank 0 has written the last checkpoint
         return summarize(self.history, self.step, time.perf_counter() - start, stopped)
+
+
+def checkpoint_dir(model, output_dir):
+    """output_dir as a Path (None: write nothing), once sure the model's checkpoints can be read
+    back: they rebuild a TransformerLM from `model.config`, so that must be a ModelConfig."""
+    if output_dir is None:
+        return None
+    if not isinstance(getattr(model, "config", None), ModelConfig):
+        raise ValueError(
+            f"output_dir={str(output_dir)!r}: checkpoints rebuild a TransformerLM from model.config, "
+            f"and this {type(model).__name__} has no ModelConfig; pass output_dir=None and save "
+            "it yourself (lesson 09's save_lora, or torch.save(model.state_dict(), path))"
+        )
+    return Path(output_dir)
 
 
 # cell 111
