@@ -43,6 +43,20 @@ from .generation_config import GenerationConfig
 # lesson 08: GPT-2's weights
 from .gpt2 import load_gpt2
 
+# Part II, one or two names per lesson (the rest from their modules)
+# lesson 09: fine-tuning
+from .finetune import SequenceClassifier
+from .lora import apply_lora, merge_lora
+
+# lesson 10: inside the model
+from .interpret import capture_attention, logit_lens
+
+# lesson 11: today's architectures
+from .llama import load_llama
+
+# lesson 12: fast inference
+from .quantize import quantize_int8
+
 try:
     __version__ = version("tinylm_core")
 except PackageNotFoundError:  # running from a source tree that was never installed
@@ -75,4 +89,11 @@ __all__ = [
     "GenerationConfig",
     "Generator",
     "load_gpt2",
+    "SequenceClassifier",
+    "apply_lora",
+    "merge_lora",
+    "capture_attention",
+    "logit_lens",
+    "load_llama",
+    "quantize_int8",
 ]
