@@ -202,8 +202,7 @@ class Trainer:
 
 
 def checkpoint_dir(model, output_dir):
-    """output_dir as a Path (None: write nothing), once sure the model's checkpoints can be read
-    back: they rebuild a TransformerLM from `model.config`, so that must be a ModelConfig."""
+    """output_dir as a Path (None: write nothing), if checkpoints of `model` can be read back."""
     if output_dir is None:
         return None
     if not isinstance(getattr(model, "config", None), ModelConfig):
