@@ -86,7 +86,7 @@ SHAPES = {
 }
 
 NOTEBOOK_12_SHAPES = {  # notebook 12's target and draft, for training them here when needed
-    "target": dict(d_model=192, num_layers=6, num_heads=6, d_ff=768),
+    "target": dict(d_model=256, num_layers=6, num_heads=8, d_ff=1024),
     "draft": dict(d_model=128, num_layers=1, num_heads=4, d_ff=512),
 }
 

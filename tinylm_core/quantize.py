@@ -116,7 +116,7 @@ class QuantizedLM(TransformerLM):
         max_len = config.max_seq_len if max_len is None else max_len
         if not 1 <= max_len <= config.max_seq_len:
             raise ValueError(f"max_len must be between 1 and max_seq_len={config.max_seq_len}")
-        heads = getattr(config, "num_kv_heads", None) or config.num_heads  # grouped-query ready
+        heads = config.kv_heads  # fewer than num_heads with grouped-query attention
         device = self.lm_head.scale.device if device is None else device
         return cache(
             config.num_layers, batch_size, heads, max_len, config.d_model // config.num_heads,

@@ -45,7 +45,7 @@ def kv_bytes_per_position(model: nn.Module, int8: bool = False) -> int:
     """Bytes the KV cache holds (and each later step reads) per position: keys and values of every
     layer; int8 stores one byte per value plus one fp32 scale per head."""
     config = model.config
-    heads = getattr(config, "num_kv_heads", None) or config.num_heads
+    heads = config.kv_heads  # num_kv_heads with grouped-query attention, else num_heads
     head_dim = config.d_model // config.num_heads
     per_head = head_dim + 4 if int8 else 4 * head_dim
     return 2 * config.num_layers * heads * per_head
