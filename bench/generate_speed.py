@@ -12,8 +12,7 @@ on a shared machine.
 
 "HF now" is Hugging Face `generate` with a GPT2LMHeadModel of the same shape (random weights),
 timed in this run, taking turns with ours (pip install -e .[dev] installs transformers; --no-hf
-skips it). "HF issue" are the figures issue 5 quotes for this machine type, with older transformers;
-they are not re-measured, so ratios against them only mean something on an otherwise idle machine.
+skips it). Figures from another day or machine are never compared with.
 
 "per CPU-s" divides by the CPU time of this process instead of the wall-clock time: with
 --threads 1 it estimates what an idle core would give even while other processes compete (with
@@ -66,8 +65,6 @@ SHAPES = {
     "(i) 4 layers, 256 dim, vocab 65": dict(
         model=dict(vocab_size=65, d_model=256, num_layers=4, num_heads=4, d_ff=1024),
         new_tokens=128,
-        reference={"greedy + cache": 176, "greedy, no cache": 70, "beam 4": 103, "sampling": 150},
-        target=4.0,
     ),
     "(ii) GPT-2 small shape": dict(
         model=dict(
@@ -80,8 +77,6 @@ SHAPES = {
             max_seq_len=1024,  # GPT-2's: the KV cache is allocated (and reordered) at this size
         ),  # fmt: skip
         new_tokens=64,
-        reference={"greedy + cache": 18, "greedy, no cache": 6.3, "beam 4": 8},
-        target=1.3,
     ),
 }
 
@@ -311,7 +306,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="the issue's setting is 2")
     parser.add_argument(
-        "--no-hf", action="store_true", help="skip Hugging Face; compare with issue 5's figures"
+        "--no-hf", action="store_true", help="skip Hugging Face (ours only, no ratios)"
     )
     parser.add_argument(
         "--no-lesson12", action="store_true", help="skip the int8 and speculative rows (lesson 12)"
@@ -333,7 +328,7 @@ def main() -> None:
     print(
         "HF now = Hugging Face generate on the same shape, timed in this run, taking turns with ours"
     )
-    print("HF issue = the figures issue 5 quotes for this machine type (not re-measured)\n")
+    print()
     bandwidth = None if args.no_lesson12 else measure_bandwidth()
     if bandwidth:
         print(f"memory bandwidth (sum of a 512 MB buffer): {bandwidth / 1e9:.1f} GB/s\n")
@@ -351,10 +346,7 @@ def main() -> None:
         prompt = torch.randint(0, shape["model"]["vocab_size"], (1, 16))
         repeats = args.repeats if name.startswith("(i)") else max(1, args.repeats - 2)
         print(f"{name}: {model.num_parameters() / 1e6:.1f}M parameters, {new_tokens} new tokens")
-        print(
-            f"  {'strategy':<18}{'tokens/s':>10}{'per CPU-s':>11}{'HF now':>8}{'ratio':>8}"
-            f"{'HF issue':>10}{'ratio':>8}"
-        )
+        print(f"  {'strategy':<18}{'tokens/s':>10}{'per CPU-s':>11}{'HF now':>8}{'ratio':>8}")
         if args.only_lesson12:
             int8_rows(model, generator, hf, prompt, new_tokens, repeats, bandwidth)
             print()
@@ -370,18 +362,12 @@ def main() -> None:
             speeds = best_speeds(runs, prompt, new_tokens, repeats)
             speed, cpu_speed = speeds["ours"]
             now = speeds["hf"][0] if hf is not None else None
-            ref = shape["reference"].get(strategy)
-            columns = [
-                f"{now:8.1f}{speed / now:7.2f}x" if now else f"{'-':>8}{'-':>8}",
-                f"{ref:10}{speed / ref:7.2f}x" if ref else f"{'-':>10}{'-':>8}",
-            ]
-            print(f"  {strategy:<18}{speed:>10.1f}{cpu_speed:>11.1f}" + "".join(columns))
-        if "greedy, no cache" in shape["reference"]:
-            ceiling = no_cache_ceiling(model, prompt.size(1), new_tokens, repeats)
-            print(f"  {'no-cache ceiling':<18}{ceiling:>10.1f}")
+            column = f"{now:8.1f}{speed / now:7.2f}x" if now else f"{'-':>8}{'-':>8}"
+            print(f"  {strategy:<18}{speed:>10.1f}{cpu_speed:>11.1f}" + column)
+        ceiling = no_cache_ceiling(model, prompt.size(1), new_tokens, repeats)
+        print(f"  {'no-cache ceiling':<18}{ceiling:>10.1f}")
         if bandwidth:
             int8_rows(model, generator, hf, prompt, new_tokens, repeats, bandwidth)
-        print(f"  target: tokens/s >= {shape['target']}x Hugging Face")
         if bandwidth and not name.startswith("(i)"):
             print("  lesson 12: int8 never slower than fp32, 4x smaller; stretch >= 1.8x HF fp32")
         print()
