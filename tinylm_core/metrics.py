@@ -1,7 +1,14 @@
 # This file is generated from notebooks/06_training.ipynb by `make export`.
 # Do not edit it: edit the notebook, then run `make export`.
 
-__all__ = ["append_metrics", "write_metrics", "read_metrics", "MetricsWindow", "plot_metrics"]
+__all__ = [
+    "append_metrics",
+    "write_metrics",
+    "read_metrics",
+    "MetricsWindow",
+    "plot_metrics",
+    "summarize",
+]
 
 
 # cell 82
@@ -90,3 +97,17 @@ def plot_metrics(metrics):
     axes[2].set(title="gradient norm (before clipping)", xlabel="step", yscale="log")
     fig.tight_layout()
     return fig
+
+
+# cell 131
+def summarize(history, step, seconds, stopped):
+    """train()'s summary; a loss is None until measured (a run stopped before its first record)."""
+    losses = [r["loss"] for r in history if "loss" in r]
+    evals = [r["val_loss"] for r in history if "val_loss" in r]
+    return {
+        "step": step,
+        "train_loss": losses[-1] if losses else None,
+        "val_loss": evals[-1] if evals else None,
+        "elapsed_s": seconds,
+        "stopped_early": stopped,
+    }

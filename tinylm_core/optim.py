@@ -1,11 +1,19 @@
 # This file is generated from notebooks/06_training.ipynb by `make export`.
 # Do not edit it: edit the notebook, then run `make export`.
 
-__all__ = ["configure_optimizer", "get_cosine_schedule_with_warmup", "count_steps", "schedule_for"]
+__all__ = [
+    "configure_optimizer",
+    "get_cosine_schedule_with_warmup",
+    "count_steps",
+    "schedule_for",
+    "NoTimeBudget",
+    "time_budget_of",
+]
 
 
 # cell 28
 import math
+from contextlib import nullcontext
 
 import torch
 
@@ -80,9 +88,30 @@ def count_steps(batches, grad_accum_steps, num_epochs, max_steps):
 # cell 126
 def schedule_for(optimizer, config, total_steps):
     """The warmup + cosine schedule of a run: warmup 5% of the steps and min_lr a tenth of the
-    peak unless the config sets them."""
-    warmup = config.warmup_steps if config.warmup_steps is not None else round(0.05 * total_steps)
+    peak unless the config sets them. With a time budget, lesson 11's schedule follows the clock."""
     min_lr = config.min_lr if config.min_lr is not None else config.learning_rate / 10
+    if config.time_budget is not None:
+        from tinylm_core.speedrun import time_budget_schedule  # lesson 11
+
+        floor = min_lr / config.learning_rate
+        return time_budget_schedule(optimizer, config.time_budget, config.warmup_steps or 0, floor)
+    warmup = config.warmup_steps if config.warmup_steps is not None else round(0.05 * total_steps)
     return get_cosine_schedule_with_warmup(
         optimizer, min(warmup, total_steps), total_steps, min_lr / config.learning_rate
     )
+
+
+class NoTimeBudget:
+    """The clock of a run without a time budget: it never runs out."""
+
+    def counting(self):
+        return nullcontext()
+
+    def spent_all(self):
+        return False
+
+
+def time_budget_of(scheduler):
+    """The clock that ends a run: lesson 11's TimeBudget when it drives `scheduler`, else none."""
+    multiplier = getattr(scheduler, "lr_lambdas", [None])[0]
+    return multiplier if hasattr(multiplier, "spent_all") else NoTimeBudget()

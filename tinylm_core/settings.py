@@ -95,6 +95,11 @@ class TrainingConfig(Settings):
     eval_interval: int | None = setting(250, "steps between evaluations (None: only at the end)")
     eval_batches: int | None = setting(None, "validation batches per evaluation (None: all)")
     checkpoint_interval: int | None = setting(500, "steps between checkpoints (None: at the end)")
+    time_budget: float | None = setting(
+        None,
+        "seconds of training (evaluations not counted) after which the run ends, even before "
+        "max_steps; the learning rate then follows the clock (lesson 11)",
+    )
     log_interval: int = setting(10, "steps between metrics records")
     seed: int = setting(1337, "random seed")
     device: str = setting("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps ...")
@@ -110,7 +115,7 @@ class TrainingConfig(Settings):
     def validate(self):
         """The ranges (Settings checked types and finiteness); each message names the fix."""
         check_positive(self, "learning_rate", "max_grad_norm", "grad_accum_steps", "log_interval")
-        check_positive(self, "eval_interval", "eval_batches", "checkpoint_interval")
+        check_positive(self, "eval_interval", "eval_batches", "checkpoint_interval", "time_budget")
         for name in ("min_lr", "warmup_steps", "weight_decay"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"TrainingConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -147,6 +152,19 @@ RECIPES = {
         "model": {**_NANOGPT_CPU["model"], "positional_encoding": "rope"},
         "batch_size": 16,
         "training": {**_NANOGPT_CPU["training"], "learning_rate": 3e-3, "warmup_steps": 50},
+    },
+}
+# Lesson 11's 5-minute speedrun: the best val loss in 5 minutes of training on 2 CPU cores. The
+# learning rate follows the clock, so max_steps is only a cap. How it was found: lesson 11.
+RECIPES["speedrun"] = {
+    **RECIPES["shakespeare-char"],
+    "max_steps": 1_000_000,
+    "training": {
+        **RECIPES["shakespeare-char"]["training"],
+        "min_lr": 0.0,
+        "time_budget": 300.0,
+        "eval_interval": None,
+        "checkpoint_interval": None,
     },
 }
 

@@ -8,7 +8,7 @@ __all__ = [
     "divergence_message",
     "training_state",
     "restore_training_state",
-    "summarize",
+    "log_record",
 ]
 
 
@@ -32,9 +32,15 @@ from tinylm_core.checkpoint import (
 )
 from tinylm_core.checkpoint import save_checkpoint as write_checkpoint
 from tinylm_core.datasets import BatchStream, shard_loader
-from tinylm_core.metrics import MetricsWindow, append_metrics, read_metrics, write_metrics
+from tinylm_core.metrics import (
+    MetricsWindow,
+    append_metrics,
+    read_metrics,
+    summarize,
+    write_metrics,
+)
 from tinylm_core.model_config import ModelConfig
-from tinylm_core.optim import configure_optimizer, count_steps, schedule_for
+from tinylm_core.optim import configure_optimizer, count_steps, schedule_for, time_budget_of
 from tinylm_core.runtime import (
     RunLock,
     StopSignals,
@@ -158,29 +164,26 @@ class Trainer:
         """The loop; returns True when a signal stopped it early."""
         every = lambda interval: interval is not None and self.step % interval == 0
         batches, self.window = iter(self.batches), MetricsWindow(**self.window.state_dict())
-        while self.step < total_steps:
-            loss, grad_norm, tokens = self._train_step(batches)
-            self.step, last = self.step + 1, self.step + 1 == total_steps
+        clock, last = time_budget_of(self.scheduler), False  # the clock may end the run (lesson 11)
+        while self.step < total_steps and not last:
+            with clock.counting():
+                loss, grad_norm, tokens = self._train_step(batches)
+            self.step, last = self.step + 1, self.step + 1 == total_steps or clock.spent_all()
             self.window.add(loss, tokens)
             bar.update(1)
             if last or every(self.config.log_interval):
                 lr = self.scheduler.get_last_lr()[0]
-                self._log(self.window.record(self.step, lr=lr, grad_norm=grad_norm))
+                log_record(self, self.window.record(self.step, lr=lr, grad_norm=grad_norm))
                 bar.set_postfix(loss=f"{self.history[-1]['loss']:.4f}")
             if self.eval_loader is not None and (last or every(self.config.eval_interval)):
-                self._log({"step": self.step, **self.evaluate()})
+                log_record(self, {"step": self.step, **self.evaluate()})
             if last or every(self.config.checkpoint_interval):
-                self.save_checkpoint()
+                with clock.counting():
+                    self.save_checkpoint()
             if stop.agreed(self.ddp, self.device):
                 self.save_checkpoint()
                 return True
         return False
-
-    # cell 129
-    def _log(self, record):
-        self.history.append(record)
-        if self.is_main and self.output_dir is not None:
-            append_metrics(self.output_dir / "metrics.jsonl", record)
 
     # cell 130
     def train(self, num_epochs=None, max_steps=None, resume_from=None):
@@ -286,15 +289,9 @@ def restore_training_state(trainer, path_or_dir):
         write_metrics(metrics, trainer.history)
 
 
-# cell 131
-def summarize(history, step, seconds, stopped):
-    """train()'s summary; a loss is None until measured (a run stopped before its first record)."""
-    losses = [r["loss"] for r in history if "loss" in r]
-    evals = [r["val_loss"] for r in history if "val_loss" in r]
-    return {
-        "step": step,
-        "train_loss": losses[-1] if losses else None,
-        "val_loss": evals[-1] if evals else None,
-        "elapsed_s": seconds,
-        "stopped_early": stopped,
-    }
+# cell 129
+def log_record(trainer, record):
+    """Keep `record` in trainer.history and append it to output_dir/metrics.jsonl (rank 0)."""
+    trainer.history.append(record)
+    if trainer.is_main and trainer.output_dir is not None:
+        append_metrics(trainer.output_dir / "metrics.jsonl", record)
