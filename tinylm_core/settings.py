@@ -161,6 +161,7 @@ RECIPES["speedrun"] = {
     "max_steps": 1_000_000,
     "training": {
         **RECIPES["shakespeare-char"]["training"],
+        "learning_rate": 5e-3,
         "min_lr": 0.0,
         "time_budget": 300.0,
         "eval_interval": None,
