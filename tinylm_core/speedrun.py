@@ -4,14 +4,14 @@
 __all__ = ["TimeBudget", "time_budget_schedule"]
 
 
-# cell 68
+# cell 70
 import time
 from contextlib import contextmanager
 
 import torch
 
 
-# cell 69
+# cell 71
 class TimeBudget:
     """The learning-rate multiplier of a run that ends after `seconds` of training, and its clock.
 
@@ -41,7 +41,7 @@ class TimeBudget:
         )
         self.spent, self.slowest, self.spans = 0.0, 0.0, 0  # seconds, longest span, spans counted
 
-    # cell 70
+    # cell 72
     def __call__(self, step):
         """The multiplier of the learning rate for `step` (0-based), at the time spent so far."""
         if step < self.warmup_steps:
@@ -49,7 +49,7 @@ class TimeBudget:
         left = max(0.0, 1.0 - self.spent / self.seconds)  # share of the budget still to go
         return self.floor + (1.0 - self.floor) * min(1.0, left / self.cooldown)
 
-    # cell 73
+    # cell 75
     @contextmanager
     def counting(self):
         """Count the time of the `with` block as training time."""
@@ -62,14 +62,14 @@ class TimeBudget:
             if self.spans > 1:  # the first step also builds the data order: no guide to the next
                 self.slowest = max(self.slowest, took)
 
-    # cell 73
+    # cell 75
     def spent_all(self):
         """True when the next step might not end in time: what is left is under two of the slowest
         spans (a step, and one more for the final checkpoint) plus 1% of the budget, as a margin."""
         return self.spent + 2 * self.slowest + 0.01 * self.seconds >= self.seconds
 
 
-# cell 75
+# cell 77
 def time_budget_schedule(optimizer, seconds, warmup_steps=0, floor=0.0, cooldown=1.0):
     """LambdaLR with a TimeBudget: what `schedule_for` builds for a TrainingConfig with time_budget."""
     budget = TimeBudget(seconds, warmup_steps, cooldown, floor)
