@@ -9,6 +9,7 @@ __all__ = [
     "wrap_model",
     "seed_everything",
     "StopSignals",
+    "any_rank",
     "RunDirectoryInUse",
     "process_alive",
     "RunLock",
@@ -126,10 +127,18 @@ class StopSignals:
     # cell 72
     def agreed(self, ddp, device):
         """Whether a stop was requested on this rank or, under DDP, on any rank."""
-        flag = torch.tensor([float(self.requested is not None)], device=device)
-        if ddp:
-            dist.all_reduce(flag)
-        return bool(flag.item())
+        return any_rank(self.requested is not None, ddp, device)
+
+
+# cell 72
+def any_rank(flag, ddp, device):
+    """Whether `flag` holds on this rank or, under DDP, on any rank. Every rank gets the same
+    answer, so all of them leave the loop at the same step."""
+    if not ddp:
+        return bool(flag)
+    flag = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(flag)  # the sum of every rank's 0 or 1
+    return bool(flag.item())
 
 
 # cell 74

@@ -44,6 +44,7 @@ from tinylm_core.optim import configure_optimizer, count_steps, schedule_for, ti
 from tinylm_core.runtime import (
     RunLock,
     StopSignals,
+    any_rank,
     autocast,
     autocast_dtype,
     join_process_group,
@@ -168,7 +169,8 @@ class Trainer:
         while self.step < total_steps and not last:
             with clock.counting():
                 loss, grad_norm, tokens = self._train_step(batches)
-            self.step, last = self.step + 1, self.step + 1 == total_steps or clock.spent_all()
+            out_of_time = any_rank(clock.spent_all(), self.ddp, self.device)  # every rank, or none
+            self.step, last = self.step + 1, self.step + 1 == total_steps or out_of_time
             self.window.add(loss, tokens)
             bar.update(1)
             if last or every(self.config.log_interval):
